@@ -1,0 +1,1 @@
+"""Planners, tools, answers and reports (`prosector.agent`)."""

@@ -1,0 +1,1 @@
+"""The anatomy knowledge tree and free-text resolution (`prosector.knowledge`)."""

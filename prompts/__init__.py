@@ -1,0 +1,1 @@
+"""LLM-facing text kept as data (`prosector.prompts`)."""

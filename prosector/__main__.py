@@ -1,0 +1,5 @@
+import sys
+
+from prosector.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Chat app and MCP server (`prosector.ui`)."""

@@ -1,0 +1,1 @@
+"""Writing results: NIfTI masks, multilabel, statistics, DICOM SEG, run reports."""

@@ -1,0 +1,100 @@
+"""SAT's vision backbone: a plain 3D U-Net that returns its encoder skips and its full-resolution map.
+
+Module names follow the official checkpoints (nnU-Net's PlainConvUNet as SAT customised it):
+`encoder.stages.{s}.0.convs.{i}.{conv,norm}`, `decoder.stages.{s}.convs.{i}.{conv,norm}`,
+`decoder.transpconvs.{s}`. There are no segmentation layers: SAT's mask head does that job.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import SatConfig
+
+
+class ConvNormAct(nn.Module):
+    """Conv3d(k=3, pad=1) -> InstanceNorm3d(affine) -> LeakyReLU(0.01), nnU-Net's order."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=True)
+        # track_running_stats=False: instance statistics in eval() too, as in training.
+        self.norm = nn.InstanceNorm3d(cout, eps=1e-5, affine=True, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        x = self.norm(x)
+        return F.leaky_relu(x, 0.01, inplace=True)
+
+
+class ConvStack(nn.Module):
+    """n ConvNormAct blocks; the first carries the stage's stride."""
+
+    def __init__(self, n: int, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.convs = nn.Sequential(*[ConvNormAct(cin if i == 0 else cout, cout, stride if i == 0 else 1) for i in range(n)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: SatConfig):
+        super().__init__()
+        stages, cin = [], cfg.input_channels
+        for cout, n, stride in zip(cfg.features_per_stage, cfg.n_conv_per_stage, cfg.strides):
+            # The extra Sequential level reproduces the official key path `stages.{s}.0.convs`.
+            stages.append(nn.Sequential(ConvStack(n, cin, cout, stride)))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        skips = []
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        return skips
+
+
+class Decoder(nn.Module):
+    """From the bottleneck up: transposed conv, concat [upsampled, skip], conv stack."""
+
+    def __init__(self, cfg: SatConfig):
+        super().__init__()
+        feats = cfg.features_per_stage
+        n_up = len(feats) - 1
+        self.transpconvs = nn.ModuleList(
+            nn.ConvTranspose3d(feats[n_up - s], feats[n_up - s - 1], kernel_size=2, stride=2, bias=True) for s in range(n_up)
+        )
+        self.stages = nn.ModuleList(
+            ConvStack(cfg.n_conv_per_stage_decoder[s], 2 * feats[n_up - s - 1], feats[n_up - s - 1]) for s in range(n_up)
+        )
+
+    def forward(self, skips: list) -> torch.Tensor:
+        """The full-resolution output only: SAT's inference uses no deeper decoder level.
+
+        Consumes `skips`: each entry is set to None once used, so a caller that drops its own
+        references lets the largest maps be freed as early as possible.
+        """
+        n_up = len(self.stages)
+        x, skips[-1] = skips[-1], None
+        for s in range(n_up):
+            up = self.transpconvs[s](x)
+            del x  # free the lower level before the concat doubles the channels
+            skip, skips[n_up - s - 1] = skips[n_up - s - 1], None
+            x = torch.cat([up, skip], dim=1)
+            del up, skip
+            x = self.stages[s](x)
+        return x
+
+
+class UNetBackbone(nn.Module):
+    def __init__(self, cfg: SatConfig):
+        super().__init__()
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The full-resolution per-pixel map (callers that need the skips call encoder/decoder)."""
+        return self.decoder(self.encoder(x))

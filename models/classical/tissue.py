@@ -1,0 +1,64 @@
+"""Adipose tissue (total, subcutaneous, torso) and skeletal muscle of the trunk.
+
+The trunk wall (muscle, ribs, spine) encloses a cavity; fat inside it is torso fat, fat between
+it and the skin is subcutaneous. The wall is found per axial slice as the thick non-fat tissue
+under the skin, its gaps bridged by a closing, and what it encloses filled in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from . import hu
+from .morphology import IN_PLANE, disk, fill_holes_per_slice
+
+# The skin and its partial-volume edge, peeled off before looking for the trunk wall.
+SKIN_MM = 3.0
+# Fibrous septa crossing subcutaneous fat are thinner than this; muscle and organs are thicker.
+SEPTUM_MM = 4.0
+# Gaps in the trunk wall up to twice this wide (linea alba, thin flank muscle) are bridged.
+WALL_GAP_MM = 12.0
+# Muscle of the trunk wall lies within this depth of the cavity's edge (flank and anterior wall).
+WALL_DEPTH_MM = 20.0
+# Paraspinal muscles lie behind the vertebral bodies, within this distance of the midline.
+PARASPINAL_HALF_WIDTH_MM = 90.0
+# Bone within this distance of the midline is taken as the spine when locating the paraspinal region.
+SPINE_HALF_WIDTH_MM = 30.0
+
+
+@dataclass
+class Tissues:
+    adipose: np.ndarray
+    cavity: np.ndarray   # what the trunk wall encloses, wall included
+
+
+def adipose_and_cavity(ras_hu: np.ndarray, body: np.ndarray, spacing: np.ndarray) -> Tissues:
+    fat = (ras_hu >= hu.FAT_MIN) & (ras_hu <= hu.FAT_MAX) & body
+    under_skin = ndi.binary_erosion(body, structure=disk(SKIN_MM, spacing))
+    non_fat = under_skin & ~fat
+    thick = ndi.binary_opening(non_fat, structure=disk(SEPTUM_MM, spacing))
+    wall = ndi.binary_closing(thick, structure=disk(WALL_GAP_MM, spacing), border_value=0)
+    cavity = fill_holes_per_slice(wall) & body
+    return Tissues(adipose=fat, cavity=cavity)
+
+
+def skeletal_muscle(ras_hu: np.ndarray, cavity: np.ndarray, bone: np.ndarray, spacing: np.ndarray,
+                    world_x: np.ndarray, midline_x: float, world_y: np.ndarray) -> np.ndarray:
+    """Muscle-range voxels in the trunk wall: a band under the cavity's edge plus the paraspinal region."""
+    muscle_hu = (ras_hu >= hu.MUSCLE_MIN) & (ras_hu <= hu.MUSCLE_MAX) & cavity & ~bone
+    depth = ndi.distance_transform_edt(cavity, sampling=(float(spacing[0]), float(spacing[1]), 1e6))
+    band = depth <= WALL_DEPTH_MM
+    return muscle_hu & (band | _paraspinal(bone, world_x, midline_x, world_y))
+
+
+def _paraspinal(bone: np.ndarray, world_x: np.ndarray, midline_x: float, world_y: np.ndarray) -> np.ndarray:
+    """Per slice: behind the vertebral body's centre and near the midline."""
+    near_midline = np.abs(world_x - midline_x) <= PARASPINAL_HALF_WIDTH_MM
+    spine = bone & (np.abs(world_x - midline_x) <= SPINE_HALF_WIDTH_MM)
+    region = np.zeros(bone.shape, dtype=bool)
+    for k in np.flatnonzero(spine.any(axis=(0, 1))):
+        y = world_y[:, :, k]
+        region[:, :, k] = (y < float(np.mean(y[spine[:, :, k]]))) & near_midline[:, :, k]
+    return region

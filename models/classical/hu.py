@@ -41,10 +41,12 @@ FAT_MAX = -30
 MUSCLE_MIN = -29
 MUSCLE_MAX = 150
 
-# Bone: above 200 HU, over unenhanced soft tissue and blood (< 100) and the enhanced veins of a
-# portal phase (~150-180), while dense trabecular bone and every cortex exceed it. Marrow cavities
-# below it are filled in per slice.
+# Bone cores: above 200 HU, over unenhanced soft tissue and blood (< 100) and the enhanced veins
+# of a portal phase (~150-180), while every cortex and dense trabecular bone exceed it. (Arterial-
+# phase contrast, 250+ HU, is beyond what a threshold can tell from bone.)
 BONE_MIN = 200
+# Trabecular bone and marrow in partial volume: above 100 HU, grown only from a core.
+BONE_TRABECULAR_MIN = 100
 
 
 def as_provenance() -> dict[str, float | tuple[int, ...]]:

@@ -1,28 +1,31 @@
-"""A reversible RAS view of a scan's voxels: segment in world terms, return on the scan's grid."""
+"""The RAS view the classical engine works on, with world coordinates of its voxels.
+
+The reorientation itself is prosector.geometry's OrientationView (exact both ways); this adds
+what the segmenters ask of it: voxel sizes along the RAS axes and world x/y of every voxel.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
 
-_RAS = nib.orientations.axcodes2ornt(("R", "A", "S"))
+from prosector.geometry import OrientationView
+from prosector.scan import Grid
 
 
 @dataclass(frozen=True)
 class RasView:
-    """How the scan's axes map onto the nearest RAS axes (an axis permutation and flips only)."""
-
-    ornt: np.ndarray            # nibabel orientation of the scan's axes relative to RAS
-    shape: tuple[int, int, int]  # the scan's own shape
-    affine: np.ndarray          # voxel -> world of the RAS view (exact: same world points)
+    orientation: OrientationView
 
     @classmethod
     def of(cls, affine: np.ndarray, shape: tuple[int, ...]) -> "RasView":
-        shape3 = tuple(int(s) for s in shape[:3])
-        ornt = nib.orientations.io_orientation(affine)
-        ras_affine = np.asarray(affine, float) @ nib.orientations.inv_ornt_aff(ornt, shape3)
-        return cls(ornt=ornt, shape=shape3, affine=ras_affine)
+        grid = Grid(tuple(int(s) for s in shape[:3]), np.asarray(affine, dtype=float))
+        return cls(OrientationView.of(grid, "RAS"))
+
+    @property
+    def affine(self) -> np.ndarray:
+        """Voxel -> world RAS+ mm of the RAS view: the same world points as the scan's grid."""
+        return self.orientation.target.affine
 
     @property
     def spacing(self) -> np.ndarray:
@@ -30,14 +33,11 @@ class RasView:
         return np.linalg.norm(self.affine[:3, :3], axis=0)
 
     def to_ras(self, array: np.ndarray) -> np.ndarray:
-        return nib.orientations.apply_orientation(array, self.ornt)
+        return self.orientation.forward(array)
 
     def from_ras(self, array: np.ndarray) -> np.ndarray:
         """The exact inverse of `to_ras`: back onto the scan's own axis order."""
-        back = nib.orientations.ornt_transform(_RAS, self.ornt)
-        out = nib.orientations.apply_orientation(array, back)
-        assert out.shape[:3] == self.shape, (out.shape, self.shape)
-        return out
+        return self.orientation.inverse(array)
 
     def world(self, axis: int, shape: tuple[int, int, int]) -> np.ndarray:
         """World coordinate `axis` (0 x, 1 y, 2 z; mm, RAS+) of every voxel of a RAS-view array."""

@@ -43,6 +43,10 @@ class Engine(ABC):
     def device(self, requested: str = "auto") -> str:
         return "cpu"
 
+    def cache_key(self) -> str | None:
+        """What identifies this engine's results (name, weights, version); None: never cache."""
+        return self.name
+
     @abstractmethod
     def segment(self, scan: Scan, structures: list[str], options: SegmentOptions | None = None) -> list[Mask]:
         """One mask per requested structure id, on `scan`'s grid (empty if not in view)."""

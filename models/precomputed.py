@@ -77,6 +77,9 @@ class PrecomputedEngine(Engine):
         self._cache: dict[int, list[Mask]] = {}
 
     # -- Engine interface ---------------------------------------------------------------------
+    def cache_key(self) -> str | None:
+        return None  # reading the user's file is already as cheap as a cache
+
     def readiness(self) -> Readiness:
         if self.source.exists():
             return Readiness(True)

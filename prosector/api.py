@@ -163,3 +163,24 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def engine_table() -> list[dict]:
+    """Every engine (but `precomputed`, which needs a segmentation): readiness, vocabulary, device."""
+    from prosector.models.registry import build_engines
+
+    rows = []
+    for name, engine in build_engines().items():
+        readiness = engine.readiness()
+        rows.append({
+            "name": name,
+            "ready": readiness.ready,
+            "reason": readiness.reason,
+            "fix": readiness.fix,
+            "device": engine.device("auto"),
+            "cost": engine.cost,
+            "vocabulary": {m: len(engine.vocabulary(m)) for m in ("ct", "mr")},
+        })
+    rows.append({"name": "precomputed", "ready": True, "reason": "uses a segmentation you give with --seg",
+                 "fix": "", "device": "cpu", "cost": "low", "vocabulary": {"ct": 0, "mr": 0}})
+    return rows

@@ -75,6 +75,7 @@ class PrecomputedEngine(Engine):
         self.source = Path(source)
         self.class_map = parse_class_map(class_map)
         self._cache: dict[int, list[Mask]] = {}
+        self._names: set[str] | None = None
 
     # -- Engine interface ---------------------------------------------------------------------
     def cache_key(self) -> str | None:
@@ -86,9 +87,27 @@ class PrecomputedEngine(Engine):
         return Readiness(False, f"{self.source} does not exist", "give an existing segmentation with --seg")
 
     def vocabulary(self, modality: str) -> set[str]:
+        """The structures the user's segmentation holds, whatever the modality."""
+        if self._names is None:
+            self._names = self._read_names()
+        return self._names
+
+    def _read_names(self) -> set[str]:
+        if not self.source.exists():
+            return set()
         if self.source.is_dir():
             return {safe_name(_stem(p)) for p in self._nifti_files()}
-        return set()  # known only once read onto a scan
+        if _is_dicom_seg(self.source):
+            import pydicom
+
+            ds = pydicom.dcmread(str(self.source), stop_before_pixels=True)
+            return {safe_name(str(s.SegmentLabel)).lower() for s in ds.SegmentSequence}
+        data, _, table = _read_label_volume(self.source)
+        names = self.class_map or table or _sidecar_map(self.source)
+        if names is None:
+            values = [int(v) for v in np.unique(data) if v != 0]
+            names = {values[0]: _stem(self.source)} if len(values) == 1 else {v: f"label_{v}" for v in values}
+        return {safe_name(n) for n in names.values()}
 
     def segment(self, scan: Scan, structures: list[str], options: SegmentOptions | None = None) -> list[Mask]:
         available = {m.name: m for m in self.load(scan)}

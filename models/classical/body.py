@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
-
 from . import hu
-from .morphology import components_by_size, disk, fill_holes_per_slice
+from .morphology import components_by_size, fill_holes_per_slice, opening
 
 # Opening radius that cuts the scanner table and blankets (a few mm thick) off the skin.
 TABLE_CUT_MM = 4.0
@@ -17,7 +15,7 @@ MIN_PART_OF_LARGEST = 0.05
 def body_mask(ras_hu: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """Bool mask of the patient on the RAS view: tissue above the skin/air midpoint, holes filled."""
     tissue = ras_hu > hu.BODY_MIN
-    opened = ndi.binary_opening(tissue, structure=disk(TABLE_CUT_MM, spacing))
+    opened = opening(tissue, TABLE_CUT_MM, spacing)
     labels, sizes = components_by_size(opened)
     if sizes.size == 0:
         return np.zeros(ras_hu.shape, dtype=bool)

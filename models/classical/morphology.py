@@ -1,4 +1,9 @@
-"""Slice-wise morphology on a RAS view (axis 2 is superior), with sizes in millimetres."""
+"""Slice-wise morphology on a RAS view (axis 2 is superior), with sizes in millimetres.
+
+Dilation and erosion go through the exact Euclidean distance transform of each axial slice, so
+their cost does not grow with the radius (an 18 mm closing at 0.7 mm voxels would otherwise take
+a 51x51 structuring element over every voxel).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -9,19 +14,40 @@ IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
 IN_PLANE[:, :, 1] = ndi.generate_binary_structure(2, 1)
 
 
-def disk(radius_mm: float, spacing: np.ndarray) -> np.ndarray:
-    """An in-plane elliptical disk of `radius_mm` for voxels of `spacing`; at least a 3x3 cross."""
-    ri, rj = (max(1, int(round(radius_mm / float(s)))) for s in spacing[:2])
-    i, j = np.ogrid[-ri:ri + 1, -rj:rj + 1]
-    flat = (i * float(spacing[0])) ** 2 + (j * float(spacing[1])) ** 2 <= radius_mm ** 2 + 1e-6
-    flat[ri, :] |= np.abs(np.arange(-rj, rj + 1)) <= 1
-    flat[:, rj] |= np.abs(np.arange(-ri, ri + 1)) <= 1
-    return flat[:, :, None]
+def depth_mm(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Per axial slice, each mask voxel's in-plane distance (mm) to the nearest voxel outside it.
+
+    A slice that is all mask has no outside in view: its depth is infinite.
+    """
+    out = np.zeros(mask.shape, dtype=np.float32)
+    sampling = (float(spacing[0]), float(spacing[1]))
+    for k in range(mask.shape[2]):
+        plane = mask[:, :, k]
+        if plane.all():
+            out[:, :, k] = np.inf
+        elif plane.any():
+            out[:, :, k] = ndi.distance_transform_edt(plane, sampling=sampling)
+    return out
 
 
-def voxels(length_mm: float, size_mm: float) -> int:
-    """How many voxels of `size_mm` span `length_mm` (at least one)."""
-    return max(1, int(round(length_mm / size_mm)))
+def dilate(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """In-plane dilation by a Euclidean disk of `radius_mm`."""
+    return depth_mm(~mask, spacing) <= radius_mm
+
+
+def erode(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """In-plane erosion by a Euclidean disk of `radius_mm` (the image edge does not erode)."""
+    return depth_mm(mask, spacing) > radius_mm
+
+
+def opening(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Removes what is thinner than twice `radius_mm` in-plane."""
+    return dilate(erode(mask, radius_mm, spacing), radius_mm, spacing)
+
+
+def closing(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Bridges in-plane gaps narrower than twice `radius_mm`."""
+    return erode(dilate(mask, radius_mm, spacing), radius_mm, spacing)
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:

@@ -9,21 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
-
 from . import hu
-from .morphology import IN_PLANE, disk, fill_holes_per_slice
+from .morphology import closing, depth_mm, erode, fill_holes_per_slice, opening
 
 # The skin and its partial-volume edge, peeled off before looking for the trunk wall.
 SKIN_MM = 3.0
-# Fibrous septa crossing subcutaneous fat are thinner than this; muscle and organs are thicker.
-SEPTUM_MM = 4.0
-# Gaps in the trunk wall up to twice this wide (linea alba, thin flank muscle) are bridged.
-WALL_GAP_MM = 12.0
-# Muscle of the trunk wall lies within this depth of the cavity's edge (flank and anterior wall).
-WALL_DEPTH_MM = 20.0
-# Paraspinal muscles lie behind the vertebral bodies, within this distance of the midline.
-PARASPINAL_HALF_WIDTH_MM = 90.0
+# Fibrous septa crossing subcutaneous fat (1-2 mm) are thinner than twice this; flank muscles
+# (5-10 mm) and organs are thicker. At 3 mm voxels it is the smallest opening, a 3x3 cross.
+SEPTUM_MM = 3.0
+# Gaps in the trunk wall up to twice this wide (linea alba, thin flank muscle between the
+# quadratus lumborum and the obliques) are bridged. (12 mm left the flanks open on example_ct_sm.)
+WALL_GAP_MM = 18.0
+# Muscle of the trunk wall lies within this depth of the cavity's edge (flank and anterior wall
+# muscles are 5-15 mm thick; deeper lie the organs that touch the wall, such as the liver).
+WALL_DEPTH_MM = 15.0
+# Paraspinal muscles (erector spinae, multifidus) lie behind the spine within this distance of
+# the midline; wider, the box takes in the posterior liver and kidneys.
+PARASPINAL_HALF_WIDTH_MM = 60.0
 # Bone within this distance of the midline is taken as the spine when locating the paraspinal region.
 SPINE_HALF_WIDTH_MM = 30.0
 
@@ -36,10 +38,10 @@ class Tissues:
 
 def adipose_and_cavity(ras_hu: np.ndarray, body: np.ndarray, spacing: np.ndarray) -> Tissues:
     fat = (ras_hu >= hu.FAT_MIN) & (ras_hu <= hu.FAT_MAX) & body
-    under_skin = ndi.binary_erosion(body, structure=disk(SKIN_MM, spacing))
+    under_skin = erode(body, SKIN_MM, spacing)
     non_fat = under_skin & ~fat
-    thick = ndi.binary_opening(non_fat, structure=disk(SEPTUM_MM, spacing))
-    wall = ndi.binary_closing(thick, structure=disk(WALL_GAP_MM, spacing), border_value=0)
+    thick = opening(non_fat, SEPTUM_MM, spacing)
+    wall = closing(thick, WALL_GAP_MM, spacing)
     cavity = fill_holes_per_slice(wall) & body
     return Tissues(adipose=fat, cavity=cavity)
 
@@ -48,8 +50,7 @@ def skeletal_muscle(ras_hu: np.ndarray, cavity: np.ndarray, bone: np.ndarray, sp
                     world_x: np.ndarray, midline_x: float, world_y: np.ndarray) -> np.ndarray:
     """Muscle-range voxels in the trunk wall: a band under the cavity's edge plus the paraspinal region."""
     muscle_hu = (ras_hu >= hu.MUSCLE_MIN) & (ras_hu <= hu.MUSCLE_MAX) & cavity & ~bone
-    depth = ndi.distance_transform_edt(cavity, sampling=(float(spacing[0]), float(spacing[1]), 1e6))
-    band = depth <= WALL_DEPTH_MM
+    band = depth_mm(cavity, spacing) <= WALL_DEPTH_MM
     return muscle_hu & (band | _paraspinal(bone, world_x, midline_x, world_y))
 
 

@@ -177,7 +177,7 @@ def test_progress_is_reported(engine, ct):
     assert seen[0] == 0.0 and seen[-1] == 1.0
 
 
-def chest_phantom() -> tuple[Scan, dict[str, np.ndarray]]:
+def chest_phantom(lung_offset_mm: float = 50.0) -> tuple[Scan, dict[str, np.ndarray]]:
     """A synthetic chest: two lungs, a trachea forking into main bronchi, a gastric bubble.
 
     No scan in ../shared/data holds a trachea (example_ct starts at the lung bases), so the
@@ -194,7 +194,7 @@ def chest_phantom() -> tuple[Scan, dict[str, np.ndarray]]:
     hu_[body] = 40.0
     hu_[body & ((x / 100) ** 2 + (y / 75) ** 2 > 0.8)] = -100.0  # a subcutaneous fat ring
     lung = {side: ((x - cx) / 35) ** 2 + (y / 45) ** 2 + ((z - 40) / 60) ** 2 <= 1
-            for side, cx in (("left", -50.0), ("right", 50.0))}
+            for side, cx in (("left", -lung_offset_mm), ("right", lung_offset_mm))}
     for region in lung.values():
         hu_[region] = -850.0
     tube = (x ** 2 + (y - 10) ** 2 <= 8 ** 2) & (z >= 40)
@@ -224,3 +224,13 @@ def test_trachea_and_lungs_on_a_chest_phantom(engine):
     assert not np.logical_and(got["trachea"], got["lung_left"] | got["lung_right"]).any()
     # The gastric bubble is neither lung nor airway.
     assert not np.logical_and(got["lung_left"] | got["lung_right"] | got["trachea"], truth["bubble"]).any()
+
+
+def test_lungs_that_touch_at_the_midline_are_split_by_world_x(engine):
+    # Centres 66 mm apart with 35 mm half-widths: the lungs overlap in a thin lens at x = 0.
+    scan, truth = chest_phantom(lung_offset_mm=33.0)
+    both = truth["lung_left"] | truth["lung_right"]
+    got = {m.name: m.data for m in engine.segment(scan, ["lung_left", "lung_right"])}
+    x = scan.grid.world(np.argwhere(np.ones(scan.data.shape, dtype=bool)))[:, 0].reshape(scan.data.shape)
+    assert dice(got["lung_left"], both & (x < 0)) >= 0.95
+    assert dice(got["lung_right"], both & (x > 0)) >= 0.95

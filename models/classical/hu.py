@@ -28,9 +28,10 @@ LUNG_MAX_MEDIAN = -600
 LARGE_LUNG_ML = 500.0
 LARGE_LUNG_MAX_PURE_GAS_FRACTION = 0.5
 
-# Airway lumen: trachea and main bronchi are grown from a seed through voxels below this value,
-# well under parenchyma's usual -850, tightened further if the growth leaks into the lungs.
-AIRWAY_THRESHOLDS = (-990, -975, -960, -945, -930, -915, -900)
+# Airway lumen: trachea and main bronchi are grown from a seed through voxels below each value
+# in turn, from pure gas (where the lumen is whole despite noise) up toward parenchyma's -850,
+# stopping before the step at which the growth leaks into the lungs.
+AIRWAY_THRESHOLDS = (-950, -940, -930, -920, -910, -900)
 
 # Adipose tissue: -190..-30 HU, the range of the CT body-composition literature
 # (Kvist 1988; Yoshizumi 1999) and of TotalSegmentator's tissue_types training labels.

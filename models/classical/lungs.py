@@ -30,6 +30,7 @@ AIRWAY_LEAK_RATIO = 1.6             # growth this much larger than at the previo
 AIRWAY_MAX_ML = 250.0               # trachea + main bronchi lumens are far below this
 AIRWAY_MIN_LENGTH_MM = 30.0         # shorter gas columns are not an airway
 MAIN_BRONCHUS_MM = 40.0             # main bronchi kept this far below the carina
+MIN_BRONCHUS_SECTION_MM2 = 20.0     # a fork counts when both branches are at least this wide
 
 
 @dataclass
@@ -158,7 +159,8 @@ def _airway(ras_hu: np.ndarray, body: np.ndarray, lungs: np.ndarray, view: RasVi
     if (slices[-1] - slices[0] + 1) * view.spacing[2] < AIRWAY_MIN_LENGTH_MM:
         notes.append("a midline gas column was too short to be the trachea")
         return empty
-    return _down_to_main_bronchi(grown, view.spacing[2])
+    seed_slice = int(np.flatnonzero(seed.any(axis=(0, 1)))[0])
+    return _down_to_main_bronchi(grown, seed_slice, view.spacing)
 
 
 def _trachea_seed(ras_hu: np.ndarray, body: np.ndarray, lungs: np.ndarray, view: RasView,
@@ -182,6 +184,9 @@ def _trachea_seed(ras_hu: np.ndarray, body: np.ndarray, lungs: np.ndarray, view:
             if not TRACHEA_AREA_CM2[0] <= sizes[index] * pixel_cm2 <= TRACHEA_AREA_CM2[1]:
                 continue
             section = labels == index + 1
+            # A lumen is pure gas; clusters of dark parenchyma at the lung's edge are not.
+            if float(np.median(ras_hu[:, :, k][section])) >= hu.PURE_GAS_MAX:
+                continue
             centre = float(world_x[section].mean())
             offset = abs(centre - midline)
             other_lung_x = world_x[lungs[:, :, k] & ~section]
@@ -196,13 +201,14 @@ def _trachea_seed(ras_hu: np.ndarray, body: np.ndarray, lungs: np.ndarray, view:
     return None
 
 
-def _down_to_main_bronchi(airway: np.ndarray, slice_mm: float) -> np.ndarray:
-    """Cut the airway tree a main-bronchus length below the carina (where the lumen first forks)."""
-    slices = np.flatnonzero(airway.any(axis=(0, 1)))
-    for k in slices[::-1]:
+def _down_to_main_bronchi(airway: np.ndarray, seed_slice: int, spacing: np.ndarray) -> np.ndarray:
+    """Cut the airway tree a main-bronchus length below the carina: the first slice below the
+    seed (in the chest; the larynx above can hold several air pockets) where the lumen forks."""
+    pixel_mm2 = float(spacing[0] * spacing[1])
+    for k in range(seed_slice, -1, -1):
         _, sizes = components_by_size(airway[:, :, k])
-        if (sizes >= 2).sum() >= 2:
-            lowest = max(0, int(k - round(MAIN_BRONCHUS_MM / slice_mm)))
+        if (sizes * pixel_mm2 >= MIN_BRONCHUS_SECTION_MM2).sum() >= 2:
+            lowest = max(0, int(k - round(MAIN_BRONCHUS_MM / float(spacing[2]))))
             cut = airway.copy()
             cut[:, :, :lowest] = False
             return cut

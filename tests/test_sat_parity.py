@@ -90,6 +90,19 @@ def test_mini_logits_match_reference(mini_model):
     np.testing.assert_allclose(chunked, expected, atol=MINI_ATOL, rtol=0)
 
 
+def test_memory_saving_decoder_path_gives_the_same_logits(mini_model, monkeypatch):
+    """The full-resolution decoder level runs slab by slab without the channel concat on big tiles."""
+    import prosector.models.sat.unet as unet
+
+    monkeypatch.setattr(unet, "SLAB_THRESHOLD", 1)
+    monkeypatch.setattr(unet, "SLAB_DEPTH", 5)  # slabs that do not divide 64, and all decoder levels
+    x = torch.from_numpy(np.load(FIX / "input.npy"))
+    q = torch.from_numpy(np.load(FIX / "queries.npy"))
+    with torch.no_grad():
+        logits = mini_model(x, q).numpy()
+    np.testing.assert_allclose(logits, np.load(FIX / "expected_logits.npy"), atol=MINI_ATOL, rtol=0)
+
+
 def test_random_small_case_catches_channel_and_axis_permutations():
     model, _ = load_segmentation_model(FIX / "checkpoint.pth", image_size=(64, 64, 32))
     case = FIX / "case_random_small"

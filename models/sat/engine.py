@@ -32,7 +32,7 @@ class SatEngine(Engine):
         self._vocabulary = vocabulary
         self._concept_terms = concept_terms
         self._patch_size = patch_size
-        self._model = None
+        self._model = None  # loaded once, kept for the next request
 
     # -- what it can do -------------------------------------------------------------------------
     @property
@@ -96,8 +96,8 @@ class SatEngine(Engine):
         return query_vectors(terms, modality, cache, self._encode_terms)
 
     def segment(self, scan: Scan, structures: list[str], options: SegmentOptions | None = None) -> list[Mask]:
-        from .inference import choose_device, sliding_window
-        from .preprocess import prepare
+        from .pipeline import run_sat
+        from .preprocess import require_volume
         from .text import modality_for_query
 
         options = options or SegmentOptions()
@@ -105,27 +105,25 @@ class SatEngine(Engine):
         # Every name is checked before any compute: no partial output for a bad request.
         term_lists = {s: self.vocab.terms_for(s, scan.modality) for s in dict.fromkeys(structures)}
         self._require_ready()
-        prepared = prepare(scan)
+        require_volume(scan)
         modality = modality_for_query(scan.modality)
         terms = list(dict.fromkeys(t for ts in term_lists.values() for t in ts))
         queries = self.queries(terms, modality)
         model = self._segmentation_model()
-        device = choose_device(options.device)
-        accumulated = sliding_window(model, prepared.volume, queries, device=device, progress=options.progress)
+        run = run_sat(model, scan, queries, device=options.device, progress=options.progress)
         seconds = time.perf_counter() - started
         masks = []
         for structure, its_terms in term_lists.items():
             data = np.zeros(scan.data.shape[:3], dtype=bool)
             for term in its_terms:  # a concept named by several SAT terms is their union
-                data |= prepared.to_scan_grid(accumulated.probability(terms.index(term)))
+                data |= run.masks[terms.index(term)]
             masks.append(Mask(
                 name=structure, data=data, engine=self.name, label=", ".join(its_terms),
                 provenance={
                     "engine": self.name, "variant": self.files.variant, "weights": str(self.files.model),
                     "text_encoder": str(self.files.text_encoder), "sat_terms": its_terms, "modality": modality,
-                    "device": str(device), "seconds": round(seconds, 2),
-                    "tiles": accumulated.tiles, "patch_size": list(model.config.image_size),
+                    "device": run.device, "seconds": round(seconds, 2), "tiles": run.tiles,
+                    "patch_size": list(model.config.image_size),
                 },
             ))
         return masks
-

@@ -67,6 +67,8 @@ def sliding_window(
     patch = tuple(model.config.image_size)
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
+    else:
+        torch.backends.cudnn.benchmark = True  # every tile has the same shape: tune the convs once
     model = model.to(device).eval()
     n = int(queries.shape[0])
     voxels = int(np.prod(volume.shape))

@@ -86,8 +86,8 @@ class Prepared:
         return self.orientation.inverse(on_ras > threshold)
 
 
-def prepare(scan: Scan) -> Prepared:
-    """Scan -> SAT's normalised, RAS, 1x1x3 mm, foreground-cropped volume (+ the way back)."""
+def require_volume(scan: Scan) -> np.ndarray:
+    """The scan's 3D array, or an InputError for 2D images and multi-volume data."""
     if scan.is_2d or scan.data.ndim < 3 or min(scan.data.shape[:3]) < 1:
         raise InputError("SAT segments 3D volumes; this is a 2D image", path=scan.provenance.path)
     data = scan.data
@@ -95,6 +95,12 @@ def prepare(scan: Scan) -> Prepared:
         if any(s != 1 for s in data.shape[3:]):
             raise InputError(f"SAT takes one 3D volume; this scan has shape {data.shape}", path=scan.provenance.path)
         data = data.reshape(data.shape[:3])
+    return data
+
+
+def prepare(scan: Scan) -> Prepared:
+    """Scan -> SAT's normalised, RAS, 1x1x3 mm, foreground-cropped volume (+ the way back)."""
+    data = require_volume(scan)
     orientation = OrientationView.of(scan.grid, "RAS")
     ras = orientation.forward(np.asarray(data, dtype=np.float32))
     spacing = SpacingView.of(orientation.target)

@@ -12,6 +12,10 @@ from torch import nn
 
 from .config import SatConfig
 
+# Decoder levels whose upsampled map has at least this many elements skip the channel concat.
+SLAB_THRESHOLD = 1 << 27
+SLAB_DEPTH = 16
+
 
 class ConvNormAct(nn.Module):
     """Conv3d(k=3, pad=1) -> InstanceNorm3d(affine) -> LeakyReLU(0.01), nnU-Net's order."""
@@ -23,9 +27,42 @@ class ConvNormAct(nn.Module):
         self.norm = nn.InstanceNorm3d(cout, eps=1e-5, affine=True, track_running_stats=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        x = self.norm(x)
+        return self.norm_act(self.conv(x))
+
+    def norm_act(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            x = self.norm(x)
+        else:
+            x = instance_norm_(x, self.norm.weight, self.norm.bias, self.norm.eps)
         return F.leaky_relu(x, 0.01, inplace=True)
+
+    def forward_concat(self, parts: list[torch.Tensor], slab: int) -> torch.Tensor:
+        """This block on torch.cat(parts, 1) without building the concatenation.
+
+        The conv runs slab by slab along the last axis (with a one-voxel halo), so the
+        full-resolution decoder level never holds the 2x-channel tensor: ~2 GB less per tile.
+        """
+        conv = self.conv
+        depth = parts[0].shape[-1]
+        out = None
+        for d0 in range(0, depth, slab):
+            d1 = min(d0 + slab, depth)
+            lo, hi = max(d0 - 1, 0), min(d1 + 1, depth)
+            x = torch.cat([p[..., lo:hi] for p in parts], dim=1)
+            x = F.pad(x, (1 if d0 == 0 else 0, 1 if d1 == depth else 0))  # zero padding only at true borders
+            y = F.conv3d(x, conv.weight, conv.bias, stride=1, padding=(1, 1, 0))
+            if out is None:
+                out = y.new_empty(y.shape[:-1] + (depth,))
+            out[..., d0:d1] = y
+            del x, y
+        return self.norm_act(out)
+
+
+def instance_norm_(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """InstanceNorm3d (affine, per-instance statistics) in place: no second full-size tensor."""
+    var, mean = torch.var_mean(x, dim=(2, 3, 4), keepdim=True, correction=0)
+    scale = weight.view(1, -1, 1, 1, 1) * torch.rsqrt(var + eps)
+    return x.sub_(mean).mul_(scale.to(x.dtype)).add_(bias.view(1, -1, 1, 1, 1).to(x.dtype))
 
 
 class ConvStack(nn.Module):
@@ -83,9 +120,14 @@ class Decoder(nn.Module):
             up = self.transpconvs[s](x)
             del x  # free the lower level before the concat doubles the channels
             skip, skips[n_up - s - 1] = skips[n_up - s - 1], None
-            x = torch.cat([up, skip], dim=1)
+            first, *rest = self.stages[s].convs
+            if up.numel() >= SLAB_THRESHOLD and not torch.is_grad_enabled():
+                x = first.forward_concat([up, skip], slab=SLAB_DEPTH)
+            else:
+                x = first(torch.cat([up, skip], dim=1))
             del up, skip
-            x = self.stages[s](x)
+            for block in rest:
+                x = block(x)
         return x
 
 

@@ -293,6 +293,28 @@ def _reverse_and_flip_frames(source: Path, target: Path) -> None:
     ds.save_as(target)
 
 
+def _transpose_frames(source: Path, target: Path) -> None:
+    """Rewrite a BINARY SEG with rows and columns swapped (the same voxels, the other way round)."""
+    ds = pydicom.dcmread(source)
+    frames = ds.pixel_array.reshape(int(ds.NumberOfFrames), int(ds.Rows), int(ds.Columns))
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    iop = [float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient]
+    shared.PlaneOrientationSequence[0].ImageOrientationPatient = iop[3:] + iop[:3]
+    spacing = list(shared.PixelMeasuresSequence[0].PixelSpacing)
+    shared.PixelMeasuresSequence[0].PixelSpacing = spacing[::-1]
+    ds.Rows, ds.Columns = ds.Columns, ds.Rows
+    ds.PixelData = pack_bits(np.ascontiguousarray(frames.transpose(0, 2, 1)))
+    ds.save_as(target)
+
+
+def _shift_frames(source: Path, target: Path, shift_lps) -> None:
+    ds = pydicom.dcmread(source)
+    for groups in ds.PerFrameFunctionalGroupsSequence:
+        position = np.array(groups.PlanePositionSequence[0].ImagePositionPatient, float)
+        groups.PlanePositionSequence[0].ImagePositionPatient = list(position + np.asarray(shift_lps))
+    ds.save_as(target)
+
+
 def test_frames_are_placed_by_position_not_order_or_orientation(ct3, liver, tmp_path):
     written = tmp_path / "liver.dcm"
     write_dicom_seg(ct3, [liver], written)
@@ -302,6 +324,28 @@ def test_frames_are_placed_by_position_not_order_or_orientation(ct3, liver, tmp_
     assert np.array_equal(back.data, liver.data)
     (original,) = read_dicom_seg(LIVER_SEG, ct3)  # dcmqi wrote its frames from the top slice down
     assert np.array_equal(original.data, liver.data)
+    transposed = tmp_path / "liver_transposed.dcm"
+    _transpose_frames(written, transposed)
+    (back,) = read_dicom_seg(transposed, ct3)
+    assert np.array_equal(back.data, liver.data)
+
+
+def test_frames_shifted_by_whole_voxels_land_shifted_and_never_off_the_grid(ct3, tmp_path):
+    edge = np.zeros(ct3.shape, dtype=bool)
+    edge[0:10, 300:320, 1] = True  # touches the i = 0 border of the grid
+    written = tmp_path / "edge.dcm"
+    write_dicom_seg(ct3, [Mask("edge", edge, "classical")], written)
+    pixel = float(pydicom.dcmread(SERIES / "01.dcm").PixelSpacing[1])
+    # LPS +x is the row direction, i.e. +i: one voxel further along i
+    _shift_frames(written, tmp_path / "plus.dcm", [pixel, 0, 0])
+    (moved,) = read_dicom_seg(tmp_path / "plus.dcm", ct3)
+    assert np.array_equal(moved.data, np.roll(edge, 1, axis=0))
+    _shift_frames(written, tmp_path / "minus.dcm", [-pixel, 0, 0])
+    with pytest.raises(InputError, match="outside the scan's grid"):
+        read_dicom_seg(tmp_path / "minus.dcm", ct3)
+    _shift_frames(written, tmp_path / "below.dcm", [0, 0, -2.0])  # slice 1 -> slice -1
+    with pytest.raises(InputError, match="outside the scan's grid"):
+        read_dicom_seg(tmp_path / "below.dcm", ct3)
 
 
 def test_a_seg_off_the_grid_or_from_another_frame_of_reference_is_refused(ct3, liver, tmp_path):

@@ -124,15 +124,26 @@ def _frames(masks: list[Mask]) -> np.ndarray:
     Non-overlapping masks go as one label map (1 byte per voxel in all); overlapping ones need
     the stacked form, one binary volume per segment.
     """
-    stacked = np.stack([m.data for m in masks], axis=-1)  # (i, j, k, segment)
-    overlap = bool(np.any(stacked.sum(axis=-1, dtype=np.uint16) > 1))
+    shape = masks[0].data.shape
+    frames_shape = (shape[2], shape[1], shape[0])  # data.T: (k, j, i) = (frame, row, column)
+    # voxel indices in frame order; .T of a Fortran-ordered mask (what nibabel and our readers
+    # give) is C-contiguous, so this is one pass over each mask and no copy
+    voxels = [np.flatnonzero(np.ascontiguousarray(mask.data.T)) for mask in masks]
+    seen = np.zeros(int(np.prod(frames_shape)), dtype=bool)
+    overlap = False
+    for indices in voxels:
+        overlap = overlap or bool(seen[indices].any())
+        seen[indices] = True
     if overlap:
-        return np.ascontiguousarray(stacked.transpose(2, 1, 0, 3)).astype(np.uint8)
-    dtype = np.uint8 if len(masks) < 256 else np.uint16
-    labels = np.zeros(masks[0].data.shape, dtype=dtype)
-    for number, mask in enumerate(masks, start=1):
-        labels[mask.data] = number
-    return np.ascontiguousarray(labels.transpose(2, 1, 0))
+        # segment-major memory, so that highdicom's per-segment frames stacked[..., s] stay contiguous
+        stacked = np.zeros((len(masks), seen.size), dtype=np.uint8)
+        for number, indices in enumerate(voxels):
+            stacked[number, indices] = 1
+        return stacked.reshape((len(masks),) + frames_shape).transpose(1, 2, 3, 0)
+    labels = np.zeros(seen.size, dtype=np.uint8 if len(masks) < 256 else np.uint16)
+    for number, indices in enumerate(voxels, start=1):
+        labels[indices] = number
+    return labels.reshape(frames_shape)
 
 
 def _describe(number: int, mask: Mask, codes: CodeLookup | None, warnings: list[str]) -> hd.seg.SegmentDescription:
@@ -212,7 +223,8 @@ def read_dicom_seg(path: str | Path, scan: Scan) -> list[Mask]:
         raise InputError(f"the scan has shape {grid.shape}; a DICOM SEG needs a 3D grid", path=path)
 
     segments = _segments(dataset, path)
-    volumes = {number: np.zeros(grid.shape, dtype=bool) for number in segments}
+    # Fortran order: a frame of the usual axial plane data[:, :, k] is one contiguous block
+    volumes = {number: np.zeros(grid.shape, dtype=bool, order="F") for number in segments}
     is_labelmap = str(dataset.SOPClassUID) == LABELMAP_SEG_STORAGE
     fractional = str(dataset.get("SegmentationType", "BINARY")).upper() == "FRACTIONAL"
     # a fractional (probability or occupancy) pixel belongs to the segment from one half upward
@@ -348,21 +360,31 @@ class _Placement:
         """OR `pixels` (rows, columns) into `volume`; set pixels off the grid are an error."""
         if not pixels.any():
             return
-        rows, columns = pixels.shape
-        row_idx = self.start[self.voxel_axis_of_rows] + self.row_sign * np.arange(rows)
-        col_idx = self.start[self.voxel_axis_of_columns] + self.column_sign * np.arange(columns)
         slice_idx = int(self.start[self.slice_axis])
-        row_in = (row_idx >= 0) & (row_idx < self.grid_shape[self.voxel_axis_of_rows])
-        col_in = (col_idx >= 0) & (col_idx < self.grid_shape[self.voxel_axis_of_columns])
-        inside = 0 <= slice_idx < self.grid_shape[self.slice_axis]
-        if not inside or pixels[~row_in].any() or pixels[:, ~col_in].any():
-            raise InputError(f"frame {index + 1} of the DICOM SEG marks voxels outside the scan's grid", path=path,
-                             hint="The segmentation was made on a larger or shifted volume.")
-        selector: list = [None, None, None]
-        selector[self.voxel_axis_of_rows] = row_idx[row_in][:, None]
-        selector[self.voxel_axis_of_columns] = col_idx[col_in][None, :]
-        selector[self.slice_axis] = slice_idx
-        volume[tuple(selector)] |= pixels[np.ix_(row_in, col_in)]
+        if not 0 <= slice_idx < self.grid_shape[self.slice_axis]:
+            self._outside(path, index)
+        selector: list = [slice_idx, slice_idx, slice_idx]
+        kept = []
+        for frame_axis, (voxel_axis, sign) in enumerate(((self.voxel_axis_of_rows, self.row_sign),
+                                                         (self.voxel_axis_of_columns, self.column_sign))):
+            first, count, size = int(self.start[voxel_axis]), pixels.shape[frame_axis], self.grid_shape[voxel_axis]
+            # frame pixels p whose voxel first + sign * p falls inside 0..size-1
+            low, high = (max(0, -first), min(count, size - first)) if sign > 0 else (max(0, first - size + 1), min(count, first + 1))
+            if high <= low:
+                self._outside(path, index)
+            kept.append(slice(low, high))
+            begin, end = first + sign * low, first + sign * (high - 1)
+            selector[voxel_axis] = slice(begin, end + 1) if sign > 0 else slice(begin, end - 1 if end > 0 else None, -1)
+        inside = pixels[kept[0], kept[1]]
+        if np.count_nonzero(inside) != np.count_nonzero(pixels):
+            self._outside(path, index)
+        view = volume[tuple(selector)]  # a view with the two in-plane axes in grid order
+        view |= inside if self.voxel_axis_of_rows < self.voxel_axis_of_columns else inside.T
+
+    @staticmethod
+    def _outside(path: Path, index: int) -> None:
+        raise InputError(f"frame {index + 1} of the DICOM SEG marks voxels outside the scan's grid", path=path,
+                         hint="The segmentation was made on a larger or shifted volume.")
 
 
 def _place_frame(path: Path, index: int, groups, shared, frame_shape: tuple[int, ...], grid: Grid) -> _Placement:

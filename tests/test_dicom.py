@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -201,6 +203,35 @@ def test_duplicate_positions_inconsistent_planes_and_broken_files_are_input_erro
     (empty / "a.txt").write_text("hello")
     with pytest.raises(InputError, match="no DICOM images found"):
         load_dicom_series(empty)
+
+
+def test_an_enhanced_multiframe_ct_loads_like_the_classic_series_and_takes_a_seg(ct3, liver, tmp_path):
+    legacy = [pydicom.dcmread(f) for f in sorted(SERIES.iterdir())]
+    for ds in legacy:
+        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+            del ds.SpecificCharacterSet  # empty in these files; highdicom wants it absent
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # highdicom's doubts about the source's patient name
+        enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(legacy, hd.UID(), 7, hd.UID(), 1)
+    # its frames run from the top slice down: the loader must sort them
+    assert float(enhanced.PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0].ImagePositionPatient[2]) > -127
+    path = tmp_path / "enhanced.dcm"
+    enhanced.save_as(path)
+    scan = load_dicom_series(path)
+    assert np.array_equal(scan.data, ct3.data) and np.array_equal(scan.affine, ct3.affine)
+    assert scan.provenance.dicom_files == [str(path.resolve())] * 3
+    (placed,) = read_dicom_seg(LIVER_SEG, scan)
+    assert np.array_equal(placed.data, liver.data)
+    write_dicom_seg(scan, [liver], tmp_path / "seg.dcm")
+    (back,) = read_dicom_seg(tmp_path / "seg.dcm", scan)
+    assert np.array_equal(back.data, liver.data)
+    written = pydicom.dcmread(tmp_path / "seg.dcm")
+    for groups in written.PerFrameFunctionalGroupsSequence:  # each frame cites the enhanced frame at its position
+        source = groups.DerivationImageSequence[0].SourceImageSequence[0]
+        assert source.ReferencedSOPInstanceUID == enhanced.SOPInstanceUID
+        frame = enhanced.PerFrameFunctionalGroupsSequence[int(source.ReferencedFrameNumber) - 1]
+        assert np.allclose([float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient],
+                           [float(v) for v in groups.PlanePositionSequence[0].ImagePositionPatient], atol=1e-4)
 
 
 def test_modality_from_the_tag_and_a_contradicting_override_warns():

@@ -73,13 +73,14 @@ def write_dicom_seg(scan: Scan, masks: Sequence[Mask], path: str | Path,
     if not kept:
         raise InputError("every mask is empty, so there is nothing to write as DICOM SEG", path=path)
 
-    sources = [_source_header(ref, scan) for ref in files]
+    unique_files = list(dict.fromkeys(files))
+    sources = [_source_header(ref, scan) for ref in unique_files]
     descriptions = [_describe(number, mask, codes, warnings) for number, mask in enumerate(kept, start=1)]
     with warnings_module.catch_warnings():
         # highdicom doubts single-component patient names copied from the source; they are the source's
         warnings_module.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
         try:
-            segmentation = _segmentation(sources, kept, descriptions)
+            segmentation = _segmentation(sources, kept, descriptions, _planes(scan, sources))
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputError(f"cannot build a DICOM SEG on these source images ({exc})",
                              path=scan.provenance.path) from None
@@ -87,7 +88,33 @@ def write_dicom_seg(scan: Scan, masks: Sequence[Mask], path: str | Path,
     return warnings
 
 
-def _segmentation(sources: list[Dataset], kept: list[Mask], descriptions: list) -> hd.seg.Segmentation:
+def _planes(scan: Scan, sources: list[Dataset]) -> dict:
+    """For a multi-frame source, each frame's plane spelled out (highdicom matches them to source frames).
+
+    Single-frame sources need nothing: frame k of the SEG is the k-th source file by construction.
+    """
+    if len(sources) == scan.grid.shape[2] and all(int(s.get("NumberOfFrames", 1) or 1) == 1 for s in sources):
+        return {}
+    if len(sources) != 1:
+        raise InputError(f"the scan's slices come from {len(sources)} multi-frame files; DICOM SEG can "
+                         "reference only one multi-frame source image", path=scan.provenance.path)
+    lps = LPS_TO_RAS @ np.asarray(scan.affine, dtype=float)  # LPS_TO_RAS is its own inverse
+    column_step, row_step, slice_step = lps[:3, 0], lps[:3, 1], lps[:3, 2]
+    orientation = np.concatenate([column_step / np.linalg.norm(column_step), row_step / np.linalg.norm(row_step)])
+    patient = hd.CoordinateSystemNames.PATIENT
+    return {
+        "plane_orientation": hd.PlaneOrientationSequence(patient, [float(v) for v in orientation]),
+        "pixel_measures": hd.PixelMeasuresSequence(
+            pixel_spacing=(float(np.linalg.norm(row_step)), float(np.linalg.norm(column_step))),
+            slice_thickness=float(np.linalg.norm(slice_step)),
+            spacing_between_slices=float(np.linalg.norm(slice_step)),
+        ),
+        "plane_positions": [hd.PlanePositionSequence(patient, [float(v) for v in lps[:3, 3] + k * slice_step])
+                            for k in range(scan.grid.shape[2])],
+    }
+
+
+def _segmentation(sources: list[Dataset], kept: list[Mask], descriptions: list, planes: dict) -> hd.seg.Segmentation:
     return hd.seg.Segmentation(
         source_images=sources,
         pixel_array=_frames(kept),
@@ -103,6 +130,7 @@ def _segmentation(sources: list[Dataset], kept: list[Mask], descriptions: list) 
         device_serial_number="0",
         content_description="Prosector segmentation",
         content_label="PROSECTOR",
+        **planes,
     )
 
 

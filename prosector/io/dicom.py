@@ -46,9 +46,26 @@ class _Instance:
     ref: str  # a file path, or "zip-path::member"
     header: Dataset
 
+
+@dataclass
+class _Slice:
+    """One 2D image of a series: a single-frame instance, or one frame of a multi-frame instance."""
+
+    ref: str
+    header: Dataset
+    frame: int | None              # 0-based frame of a multi-frame instance; None for single-frame
+    position: np.ndarray | None    # ImagePositionPatient (LPS mm)
+    cosines: np.ndarray | None     # row and column direction cosines, 2x3
+    spacing: tuple[float, float] | None  # (row spacing, column spacing) mm
+    rescale: tuple[float, float]   # (slope, intercept)
+
     @property
     def series_uid(self) -> str:
         return str(self.header.get("SeriesInstanceUID", "") or "(no SeriesInstanceUID)")
+
+    @property
+    def name(self) -> str:
+        return self.ref if self.frame is None else f"{self.ref} (frame {self.frame + 1})"
 
 
 def read_dicom_instance(ref: str, stop_before_pixels: bool = False) -> Dataset:
@@ -70,10 +87,11 @@ def load_dicom_series(path: str | Path, series_uid: str | None = None, modality:
             path=path,
             hint="Give a folder or .zip holding the DICOM files of one series.",
         )
-    chosen, note = _choose_series(path, instances, series_uid)
+    slices = [one for inst in instances for one in _slices_of(path, inst)]
+    chosen, note = _choose_series(path, slices, series_uid)
+    _check_greyscale(path, chosen)
     warnings = [note] if note else []
     chosen = _sorted_by_position(path, chosen)
-    _check_multiframe(path, chosen)
     geometry = _series_geometry(path, chosen, warnings)
     data = _read_pixels(path, chosen)
     first = chosen[0].header
@@ -85,7 +103,7 @@ def load_dicom_series(path: str | Path, series_uid: str | None = None, modality:
         series_uid=_str_or_none(first.get("SeriesInstanceUID")),
         frame_of_reference_uid=_str_or_none(first.get("FrameOfReferenceUID")),
         series_description=_str_or_none(first.get("SeriesDescription")),
-        dicom_files=[inst.ref for inst in chosen],
+        dicom_files=[one.ref for one in chosen],  # a multi-frame file repeats, once per frame
     )
     is_2d = geometry.projection or (len(chosen) == 1 and scan_modality in ("xray", "us"))
     return Scan(data=data, affine=geometry.affine, modality=scan_modality, provenance=provenance,
@@ -143,11 +161,56 @@ def _is_image(header: Dataset) -> bool:
     return "Rows" in header and "Columns" in header and modality not in NON_IMAGE_MODALITIES
 
 
-def _choose_series(path: Path, instances: list[_Instance], series_uid: str | None) -> tuple[list[_Instance], str | None]:
-    """The requested series, or the one with most instances (and a sentence saying so)."""
-    by_series: dict[str, list[_Instance]] = {}
-    for inst in instances:
-        by_series.setdefault(inst.series_uid, []).append(inst)
+def _slices_of(path: Path, inst: _Instance) -> list[_Slice]:
+    """The 2D images of one instance, with their geometry from the classic or the enhanced tags."""
+    header = inst.header
+    frames = int(header.get("NumberOfFrames", 1) or 1)
+    shared = _first_item(header, "SharedFunctionalGroupsSequence")
+    per_frame = header.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None and shared is None:  # classic image (or a multi-frame one without geometry)
+        if frames > 1:
+            raise InputError(
+                f"{inst.ref} holds {frames} frames without per-frame positions (a cine or multi-frame "
+                "secondary capture), which cannot be stacked into a volume", path=path)
+        return [_Slice(inst.ref, header, None, _position(header), _orientation(header), _pixel_spacing(header),
+                       _rescale(header))]
+    if per_frame is None or len(per_frame) != frames:
+        raise InputError(f"{inst.ref} declares {frames} frames but describes {len(per_frame or [])} of them",
+                         path=path, hint="The enhanced DICOM file is incomplete; re-export it.")
+    slices = []
+    for index, groups in enumerate(per_frame):
+        # functional groups: per-frame values first, then the shared ones (PS3.3 C.7.6.16)
+        position = _group(groups, shared, "PlanePositionSequence")
+        orientation = _group(groups, shared, "PlaneOrientationSequence")
+        measures = _group(groups, shared, "PixelMeasuresSequence")
+        transform = _group(groups, shared, "PixelValueTransformationSequence")
+        slices.append(_Slice(
+            inst.ref, header, index,
+            _position(position) if position is not None else None,
+            _orientation(orientation) if orientation is not None else None,
+            _pixel_spacing(measures) if measures is not None else _pixel_spacing(header),
+            _rescale(transform if transform is not None else header),
+        ))
+    return slices
+
+
+def _first_item(dataset: Dataset | None, keyword: str) -> Dataset | None:
+    if dataset is None:
+        return None
+    sequence = dataset.get(keyword)
+    return sequence[0] if sequence else None
+
+
+def _group(groups: Dataset | None, shared: Dataset | None, keyword: str) -> Dataset | None:
+    item = _first_item(groups, keyword)
+    return item if item is not None else _first_item(shared, keyword)
+
+
+def _choose_series(path: Path, slices: list[_Slice], series_uid: str | None) -> tuple[list[_Slice], str | None]:
+    """The requested series, or the one with most slices (and a sentence saying so)."""
+    by_series: dict[str, list[_Slice]] = {}
+    for one in slices:
+        by_series.setdefault(one.series_uid, []).append(one)
     # most slices first; ties broken by UID so the choice never depends on file order
     ranked = sorted(by_series.items(), key=lambda item: (-len(item[1]), item[0]))
     if series_uid is not None:
@@ -166,14 +229,14 @@ def _choose_series(path: Path, instances: list[_Instance], series_uid: str | Non
     return chosen, note
 
 
-def _describe_one(instances: list[_Instance]) -> str:
-    desc = str(instances[0].header.get("SeriesDescription", "") or "").strip()
-    count = f"{len(instances)} slice{'s' if len(instances) != 1 else ''}"
+def _describe_one(slices: list[_Slice]) -> str:
+    desc = str(slices[0].header.get("SeriesDescription", "") or "").strip()
+    count = f"{len(slices)} slice{'s' if len(slices) != 1 else ''}"
     return f"{count}, '{desc}'" if desc else count
 
 
-def _describe_series(ranked: list[tuple[str, list[_Instance]]]) -> str:
-    return "; ".join(f"{uid} ({_describe_one(insts)})" for uid, insts in ranked)
+def _describe_series(ranked: list[tuple[str, list[_Slice]]]) -> str:
+    return "; ".join(f"{uid} ({_describe_one(slices)})" for uid, slices in ranked)
 
 
 # --- geometry ----------------------------------------------------------------------------------
@@ -211,54 +274,50 @@ def _pixel_spacing(header: Dataset) -> tuple[float, float] | None:
     return float(spacing[0]), float(spacing[1])
 
 
-def _sorted_by_position(path: Path, instances: list[_Instance]) -> list[_Instance]:
-    """Instances in slice order along the normal; orientation consistency is checked first."""
-    first = instances[0]
-    ref_cos = _orientation(first.header)
-    if ref_cos is None or any(_position(inst.header) is None for inst in instances):
-        if len(instances) > 1:
+def _sorted_by_position(path: Path, slices: list[_Slice]) -> list[_Slice]:
+    """Slices in order along the normal; orientation consistency is checked first."""
+    first = slices[0]
+    if first.cosines is None or any(one.position is None for one in slices):
+        if len(slices) > 1:
             raise InputError(
-                f"{len(instances)} images lack ImagePositionPatient/ImageOrientationPatient, "
+                f"{len(slices)} images lack ImagePositionPatient/ImageOrientationPatient, "
                 "so they cannot be stacked into a volume", path=path,
                 hint="Give a series with patient geometry, or a single projection image.")
-        return instances
-    for inst in instances[1:]:
-        cos = _orientation(inst.header)
-        if cos is None or not np.allclose(cos, ref_cos, atol=GEOMETRY_TOLERANCE):
+        return slices
+    for one in slices[1:]:
+        if one.cosines is None or not np.allclose(one.cosines, first.cosines, atol=GEOMETRY_TOLERANCE):
             raise InputError(
-                f"inconsistent ImageOrientationPatient within the series: {inst.ref} has "
-                f"{_fmt(cos)} but {first.ref} has {_fmt(ref_cos)}", path=path,
+                f"inconsistent ImageOrientationPatient within the series: {one.name} has "
+                f"{_fmt(one.cosines)} but {first.name} has {_fmt(first.cosines)}", path=path,
                 hint="The series mixes image planes (a localizer?); remove the odd files or pick another series.")
-    normal = np.cross(ref_cos[0], ref_cos[1])
-    return sorted(instances, key=lambda inst: float(_position(inst.header) @ normal))
+    normal = np.cross(first.cosines[0], first.cosines[1])
+    return sorted(slices, key=lambda one: float(one.position @ normal))
 
 
-def _series_geometry(path: Path, instances: list[_Instance], warnings: list[str]) -> _Geometry:
-    first = instances[0].header
-    rows, cols = int(first.Rows), int(first.Columns)
-    spacing = _pixel_spacing(first)
-    for inst in instances[1:]:
-        if (int(inst.header.Rows), int(inst.header.Columns)) != (rows, cols):
+def _series_geometry(path: Path, slices: list[_Slice], warnings: list[str]) -> _Geometry:
+    first = slices[0]
+    rows, cols = int(first.header.Rows), int(first.header.Columns)
+    spacing = first.spacing
+    for one in slices[1:]:
+        if (int(one.header.Rows), int(one.header.Columns)) != (rows, cols):
             raise InputError(
-                f"inconsistent image size within the series: {inst.ref} is {inst.header.Rows}x{inst.header.Columns} "
-                f"(rows x columns) but {instances[0].ref} is {rows}x{cols}", path=path)
-        other = _pixel_spacing(inst.header)
-        if (other is None) != (spacing is None) or (
-                spacing is not None and not np.allclose(other, spacing, rtol=GEOMETRY_TOLERANCE, atol=0)):
+                f"inconsistent image size within the series: {one.name} is {one.header.Rows}x{one.header.Columns} "
+                f"(rows x columns) but {first.name} is {rows}x{cols}", path=path)
+        if (one.spacing is None) != (spacing is None) or (
+                spacing is not None and not np.allclose(one.spacing, spacing, rtol=GEOMETRY_TOLERANCE, atol=0)):
             raise InputError(
-                f"inconsistent PixelSpacing within the series: {inst.ref} has {other} but "
-                f"{instances[0].ref} has {spacing}", path=path)
+                f"inconsistent PixelSpacing within the series: {one.name} has {one.spacing} but "
+                f"{first.name} has {spacing}", path=path)
     if spacing is None:
         warnings.append(f"{path}: no PixelSpacing in the DICOM header; assuming 1 mm pixels, so sizes in mm are unreliable")
         spacing = (1.0, 1.0)
-    cosines = _orientation(first)
-    if cosines is None or _position(first) is None:
-        return _Geometry(_projection_affine(path, first, spacing, warnings), projection=True)
+    if first.cosines is None or first.position is None:
+        return _Geometry(_projection_affine(path, first.header, spacing, warnings), projection=True)
 
-    row_cos, col_cos = cosines
+    row_cos, col_cos = first.cosines
     normal = np.cross(row_cos, col_cos)
-    positions = np.array([_position(inst.header) for inst in instances])
-    step = _slice_step(path, instances, positions, normal, first)
+    positions = np.array([one.position for one in slices])
+    step = _slice_step(path, slices, positions, normal)
 
     lps = np.eye(4)
     lps[:3, 0] = row_cos * spacing[1]  # i runs along a row: one column further, column spacing
@@ -272,18 +331,20 @@ def _series_geometry(path: Path, instances: list[_Instance], warnings: list[str]
     return _Geometry(LPS_TO_RAS @ lps, projection=False)
 
 
-def _slice_step(path: Path, instances: list[_Instance], positions: np.ndarray, normal: np.ndarray,
-                first: Dataset) -> np.ndarray:
+def _slice_step(path: Path, slices: list[_Slice], positions: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """The vector from one slice to the next; gaps, duplicates and misaligned slices are errors."""
-    if len(instances) == 1:
-        thickness = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
+    if len(slices) == 1:
+        header = slices[0].header
+        measures = _group(None, _first_item(header, "SharedFunctionalGroupsSequence"), "PixelMeasuresSequence")
+        source = measures if measures is not None else header
+        thickness = float(source.get("SpacingBetweenSlices") or source.get("SliceThickness") or 1.0)
         return normal * abs(thickness)
     along = positions @ normal
     gaps = np.diff(along)
     for index in np.flatnonzero(gaps < 1e-3):
         raise InputError(
             f"duplicate slice position {along[index]:.3f} mm along the slice normal: "
-            f"{instances[index].ref} and {instances[index + 1].ref}", path=path,
+            f"{slices[index].name} and {slices[index + 1].name}", path=path,
             hint="The folder mixes acquisitions (echoes, phases or copies) of one series; keep one of each position.")
     median = float(np.median(gaps))
     for index in np.flatnonzero(np.abs(gaps - median) > GAP_TOLERANCE * median):
@@ -293,14 +354,14 @@ def _slice_step(path: Path, instances: list[_Instance], positions: np.ndarray, n
             f"missing slice: {gaps[index]:.3f} mm between the slices at {along[index]:.3f} and "
             f"{along[index + 1]:.3f} mm along the slice normal where the series steps {median:.3f} mm; "
             f"expected a slice at ImagePositionPatient {_fmt(expected)} "
-            f"(between {instances[index].ref} and {instances[index + 1].ref})", path=path,
+            f"(between {slices[index].name} and {slices[index + 1].name})", path=path,
             hint="Export the complete series; a volume with a hole would put anatomy in the wrong place.")
     step = (positions[-1] - positions[0]) / (len(positions) - 1)
     predicted = positions[0] + np.arange(len(positions))[:, None] * step
     worst = int(np.argmax(np.linalg.norm(positions - predicted, axis=1)))
     if np.linalg.norm(positions[worst] - predicted[worst]) > GAP_TOLERANCE * np.linalg.norm(step):
         raise InputError(
-            f"slices do not lie on one regular grid: {instances[worst].ref} sits at {_fmt(positions[worst])}, "
+            f"slices do not lie on one regular grid: {slices[worst].name} sits at {_fmt(positions[worst])}, "
             f"off the line through the first and last slice", path=path)
     return step
 
@@ -324,39 +385,28 @@ def _projection_affine(path: Path, header: Dataset, spacing: tuple[float, float]
     return LPS_TO_RAS @ lps
 
 
-def _check_multiframe(path: Path, instances: list[_Instance]) -> None:
-    for inst in instances:
-        if int(inst.header.get("NumberOfFrames", 1) or 1) > 1:
-            raise InputError(
-                f"{inst.ref} is a multi-frame (enhanced) DICOM image with {inst.header.NumberOfFrames} frames; "
-                "only series of single-frame images are read", path=path,
-                hint="Convert it to a classic single-frame series (e.g. with dcm2niix or emf2sf) first.")
-        if int(inst.header.get("SamplesPerPixel", 1) or 1) != 1:
-            raise InputError(f"{inst.ref} is a colour image ({inst.header.get('PhotometricInterpretation')}); "
+def _check_greyscale(path: Path, slices: list[_Slice]) -> None:
+    for one in slices:
+        if int(one.header.get("SamplesPerPixel", 1) or 1) != 1:
+            raise InputError(f"{one.ref} is a colour image ({one.header.get('PhotometricInterpretation')}); "
                              "only greyscale scans can be segmented", path=path)
 
 
 # --- pixels ------------------------------------------------------------------------------------
 
-def _read_pixels(path: Path, instances: list[_Instance]) -> np.ndarray:
+def _read_pixels(path: Path, slices: list[_Slice]) -> np.ndarray:
     """Stack the slices into data[i, j, k], applying each slice's rescale slope and intercept."""
-    first = instances[0].header
+    first = slices[0].header
     rows, cols = int(first.Rows), int(first.Columns)
-    rescales = [_rescale(inst.header) for inst in instances]
-    integral = all(float(s).is_integer() and float(b).is_integer() for s, b in rescales)
+    integral = all(float(s).is_integer() and float(b).is_integer() for s, b in (one.rescale for one in slices))
     # int16 keeps HU exactly at half the memory; anything else (or out of range) goes to float32
-    data = np.empty((cols, rows, len(instances)), dtype=np.int16 if integral else np.float32, order="F")
-    for k, (inst, (slope, intercept)) in enumerate(zip(instances, rescales)):
-        try:
-            raw = read_dicom_instance(inst.ref).pixel_array
-        except Exception as exc:
-            syntax = getattr(getattr(inst.header, "file_meta", None), "TransferSyntaxUID", None)
-            name = getattr(syntax, "name", syntax)
-            raise InputError(
-                f"cannot read the pixel data of {inst.ref} (transfer syntax {name}; {type(exc).__name__}: {exc})",
-                path=path, hint="The file is truncated, or compressed in a way that needs pylibjpeg or GDCM installed.") from None
+    data = np.empty((cols, rows, len(slices)), dtype=np.int16 if integral else np.float32, order="F")
+    multiframe: dict[str, np.ndarray] = {}  # a multi-frame file is decoded once, for all its frames
+    for k, one in enumerate(slices):
+        raw = _slice_pixels(path, one, multiframe)
         if raw.shape != (rows, cols):
-            raise InputError(f"pixel data of {inst.ref} has shape {raw.shape}, expected {rows}x{cols}", path=path)
+            raise InputError(f"pixel data of {one.name} has shape {raw.shape}, expected {rows}x{cols}", path=path)
+        slope, intercept = one.rescale
         if data.dtype == np.int16 and raw.dtype.kind == "f":
             data = data.astype(np.float32, order="F")  # float pixel data: nothing integral to keep
         if data.dtype == np.int16:
@@ -368,6 +418,22 @@ def _read_pixels(path: Path, instances: list[_Instance]) -> np.ndarray:
             values = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
         data[:, :, k] = values.T  # (rows, cols) -> (i = column, j = row)
     return data
+
+
+def _slice_pixels(path: Path, one: _Slice, multiframe: dict[str, np.ndarray]) -> np.ndarray:
+    try:
+        if one.frame is None:
+            return read_dicom_instance(one.ref).pixel_array
+        if one.ref not in multiframe:
+            multiframe[one.ref] = read_dicom_instance(one.ref).pixel_array
+        frames = multiframe[one.ref]
+        return frames[one.frame] if frames.ndim == 3 else frames
+    except Exception as exc:
+        syntax = getattr(getattr(one.header, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", syntax)
+        raise InputError(
+            f"cannot read the pixel data of {one.name} (transfer syntax {name}; {type(exc).__name__}: {exc})",
+            path=path, hint="The file is truncated, or compressed in a way that needs pylibjpeg or GDCM installed.") from None
 
 
 def _rescale(header: Dataset) -> tuple[float, float]:

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 from pydicom.pixels import pack_bits
-from pydicom.uid import generate_uid
+from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 
 from conftest import DATA
 from prosector.errors import InputError
@@ -232,6 +232,17 @@ def test_an_enhanced_multiframe_ct_loads_like_the_classic_series_and_takes_a_seg
         frame = enhanced.PerFrameFunctionalGroupsSequence[int(source.ReferencedFrameNumber) - 1]
         assert np.allclose([float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient],
                            [float(v) for v in groups.PlanePositionSequence[0].ImagePositionPatient], atol=1e-4)
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless], ids=["rle", "jpeg2000"])
+def test_compressed_series_decode_to_the_same_voxels(ct3, tmp_path, syntax):
+    # RLE decodes with pydicom alone; JPEG 2000 (like JPEG lossless in PACS exports) needs pylibjpeg
+    for file in sorted(SERIES.iterdir()):
+        ds = pydicom.dcmread(file)
+        ds.compress(syntax)
+        ds.save_as(tmp_path / file.name)
+    scan = load_dicom_series(tmp_path)
+    assert np.array_equal(scan.data, ct3.data) and np.array_equal(scan.affine, ct3.affine)
 
 
 def test_modality_from_the_tag_and_a_contradicting_override_warns():

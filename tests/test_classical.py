@@ -104,7 +104,7 @@ def test_adipose_tissue_agrees_with_totalsegmentator_tissue_types(tissue_masks):
     assert dice(tissue_masks["adipose_tissue"], sub | torso) >= 0.86   # measured 0.877
     assert dice(tissue_masks["subcutaneous_fat"], sub) >= 0.87          # measured 0.890
     assert dice(tissue_masks["torso_fat"], torso) >= 0.78               # measured 0.801
-    assert dice(tissue_masks["skeletal_muscle"], tissue("skeletal_muscle")) >= 0.72  # measured 0.744
+    assert dice(tissue_masks["skeletal_muscle"], tissue("skeletal_muscle")) >= 0.76  # measured 0.791
     # Subcutaneous and torso fat partition the adipose tissue.
     assert not np.logical_and(tissue_masks["subcutaneous_fat"], tissue_masks["torso_fat"]).any()
     assert np.array_equal(tissue_masks["subcutaneous_fat"] | tissue_masks["torso_fat"], tissue_masks["adipose_tissue"])
@@ -234,3 +234,13 @@ def test_lungs_that_touch_at_the_midline_are_split_by_world_x(engine):
     x = scan.grid.world(np.argwhere(np.ones(scan.data.shape, dtype=bool)))[:, 0].reshape(scan.data.shape)
     assert dice(got["lung_left"], both & (x < 0)) >= 0.95
     assert dice(got["lung_right"], both & (x > 0)) >= 0.95
+
+
+def test_small_disk_morphology_equals_the_distance_transform_path():
+    from prosector.models.classical import morphology
+
+    mask = np.random.default_rng(1).random((60, 50, 4)) > 0.6
+    spacing = np.array([0.8, 1.1, 3.0])
+    for radius in (1.0, 2.0, 2.5):
+        assert np.array_equal(morphology.dilate(mask, radius, spacing), morphology.depth_mm(~mask, spacing) <= radius)
+        assert np.array_equal(morphology.erode(mask, radius, spacing), morphology.depth_mm(mask, spacing) > radius)

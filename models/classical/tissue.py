@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import ConvexHull
+
 from . import hu
 from .morphology import closing, depth_mm, erode, fill_holes_per_slice, opening
 
@@ -33,6 +35,12 @@ SPINE_HALF_WIDTH_MM = 30.0
 # The spinal canal (cord and CSF in the muscle HU range) lies within this of the spine's centre.
 SPINAL_CANAL_HALF_WIDTH_MM = 10.0
 SPINAL_CANAL_DEPTH_MM = 20.0
+# The psoas runs beside the vertebral bodies and their discs (which are below bone HU), between
+# these distances of the spine's centre.
+VERTEBRAL_BODY_HALF_WIDTH_MM = 20.0
+PSOAS_HALF_WIDTH_MM = 55.0
+# A slice's bone rings the trunk (ribs, pelvis) when its convex hull covers this share of the image.
+HULL_MIN_SHARE_OF_SLICE = 0.15
 
 
 @dataclass
@@ -59,21 +67,49 @@ def skeletal_muscle(ras_hu: np.ndarray, tissues: Tissues, bone: np.ndarray, spac
     muscle_hu = (ras_hu >= hu.MUSCLE_MIN) & (ras_hu <= hu.MUSCLE_MAX) & ~bone
     cavity = tissues.cavity
     band = depth_mm(cavity, spacing) <= WALL_DEPTH_MM
-    inside = cavity & (band | _paraspinal(bone, world_x, midline_x, world_y))
+    inside = cavity & (band | _around_spine(bone, cavity, world_x, midline_x, world_y) | _behind_bone_hull(bone, world_y))
     outside = tissues.thick & ~cavity
     return muscle_hu & (inside | outside)
 
 
-def _paraspinal(bone: np.ndarray, world_x: np.ndarray, midline_x: float, world_y: np.ndarray) -> np.ndarray:
-    """Per slice: behind the vertebral body's centre, beside the spine but off its canal."""
+def _around_spine(bone: np.ndarray, cavity: np.ndarray, world_x: np.ndarray, midline_x: float,
+                  world_y: np.ndarray) -> np.ndarray:
+    """Per slice: the paraspinal muscles behind the spine's centre (off its canal) and the psoas
+    beside the vertebral body (off the disc), as far forward as the body's front edge."""
     spine = bone & (np.abs(world_x - midline_x) <= SPINE_HALF_WIDTH_MM)
     region = np.zeros(bone.shape, dtype=bool)
-    for k in np.flatnonzero(spine.any(axis=(0, 1))):
+    for k in np.flatnonzero(spine.any(axis=(0, 1)) & cavity.any(axis=(0, 1))):
         x, y = world_x[:, :, k], world_y[:, :, k]
+        # The spine is in the back half of the trunk; midline bone in front is the pubis or sternum.
+        spine_here = spine[:, :, k] & (y < float(np.mean(y[cavity[:, :, k]])))
+        if not spine_here.any():
+            continue
         # The spine's own centre, not the body's: a rotated patient keeps the canal on the spine.
-        spine_x = float(np.mean(x[spine[:, :, k]]))
-        spine_y = float(np.mean(y[spine[:, :, k]]))
+        spine_x = float(np.mean(x[spine_here]))
+        spine_y = float(np.mean(y[spine_here]))
+        front_y = float(np.max(y[spine_here]))
         off_centre = np.abs(x - spine_x)
         canal = (off_centre <= SPINAL_CANAL_HALF_WIDTH_MM) & (y >= spine_y - SPINAL_CANAL_DEPTH_MM)
-        region[:, :, k] = (y < spine_y) & (off_centre <= PARASPINAL_HALF_WIDTH_MM) & ~canal
+        paraspinal = (y < spine_y) & (off_centre <= PARASPINAL_HALF_WIDTH_MM) & ~canal
+        psoas = (y >= spine_y) & (y <= front_y) & (off_centre > VERTEBRAL_BODY_HALF_WIDTH_MM) & (off_centre <= PSOAS_HALF_WIDTH_MM)
+        region[:, :, k] = paraspinal | psoas
+    return region
+
+
+def _behind_bone_hull(bone: np.ndarray, world_y: np.ndarray) -> np.ndarray:
+    """Per slice where bone rings the trunk (ribs, pelvis): what lies outside the bone's convex
+    hull and behind its centre is muscle-bearing wall (glutei, latissimus, serratus), while
+    bowel in front of the iliac wings stays out."""
+    region = np.zeros(bone.shape, dtype=bool)
+    grid = np.stack(np.meshgrid(np.arange(bone.shape[0]), np.arange(bone.shape[1]), indexing="ij"), axis=-1).astype(np.float32)
+    for k in np.flatnonzero(bone.any(axis=(0, 1))):
+        points = np.argwhere(bone[:, :, k])
+        if len(points) < 3 or np.ptp(points[:, 0]) == 0 or np.ptp(points[:, 1]) == 0:
+            continue
+        hull = ConvexHull(points)
+        inside = np.all(grid @ hull.equations[:, :2].T.astype(np.float32) + hull.equations[:, 2].astype(np.float32) <= 1e-3, axis=-1)
+        if inside.sum() < HULL_MIN_SHARE_OF_SLICE * inside.size:
+            continue  # a lone vertebra: no ring of bone in this slice
+        y = world_y[:, :, k]
+        region[:, :, k] = ~inside & (y < float(np.mean(y[inside])))
     return region

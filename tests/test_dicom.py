@@ -191,6 +191,11 @@ def test_duplicate_positions_inconsistent_planes_and_broken_files_are_input_erro
     with pytest.raises(InputError, match="inconsistent PixelSpacing"):
         load_dicom_series(resized)
 
+    close = tmp_path / "close"
+    _synthetic_series(close, [-120.0, -125.0, -125.5, -130.0, -135.0], generate_uid())
+    with pytest.raises(InputError, match="irregular slice spacing"):
+        load_dicom_series(close)
+
     corrupt = tmp_path / "corrupt"
     files = _synthetic_series(corrupt, [-120.0, -125.0], generate_uid())
     files[0].write_bytes(files[0].read_bytes()[:20000])  # header intact, pixel data cut short
@@ -243,6 +248,18 @@ def test_compressed_series_decode_to_the_same_voxels(ct3, tmp_path, syntax):
         ds.save_as(tmp_path / file.name)
     scan = load_dicom_series(tmp_path)
     assert np.array_equal(scan.data, ct3.data) and np.array_equal(scan.affine, ct3.affine)
+
+
+def test_a_radiograph_without_patient_geometry_is_a_flagged_2d_image(tmp_path):
+    ds = pydicom.dcmread(SERIES / "01.dcm")
+    ds.Modality = "DX"
+    del ds.ImagePositionPatient, ds.ImageOrientationPatient
+    ds.PatientOrientation = ["L", "F"]  # rows run toward the patient's left, columns toward the feet
+    ds.save_as(tmp_path / "chest.dcm")
+    scan = load_dicom_series(tmp_path / "chest.dcm")
+    assert scan.is_2d and scan.modality == "xray" and scan.shape == (512, 512, 1)
+    assert scan.orientation[:2] == "LI"  # i toward the patient's left, j toward the feet (RAS+ world)
+    assert any("PatientOrientation" in w for w in scan.warnings)
 
 
 def test_modality_from_the_tag_and_a_contradicting_override_warns():

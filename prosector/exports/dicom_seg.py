@@ -24,7 +24,7 @@ from pydicom.sr.coding import Code
 
 import prosector
 from prosector.errors import InputError
-from prosector.io.dicom import LPS_TO_RAS, read_dicom_instance
+from prosector.io.dicom import LPS_TO_RAS, read_dicom_instance, why
 from prosector.mask import Mask
 from prosector.scan import Grid, Scan
 
@@ -77,12 +77,13 @@ def write_dicom_seg(scan: Scan, masks: Sequence[Mask], path: str | Path,
     sources = [_source_header(ref, scan) for ref in unique_files]
     descriptions = [_describe(number, mask, codes, warnings) for number, mask in enumerate(kept, start=1)]
     with warnings_module.catch_warnings():
-        # highdicom doubts single-component patient names copied from the source; they are the source's
-        warnings_module.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        # highdicom and pydicom comment on the source's odd values (e.g. single-component patient
+        # names); they are the source's, and users get one-line errors, not library warnings
+        warnings_module.simplefilter("ignore")
         try:
             segmentation = _segmentation(sources, kept, descriptions, _planes(scan, sources))
         except (ValueError, TypeError, AttributeError) as exc:
-            raise InputError(f"cannot build a DICOM SEG on these source images ({exc})",
+            raise InputError(f"cannot build a DICOM SEG on these source images ({why(exc)})",
                              path=scan.provenance.path) from None
     _save_atomically(segmentation, path)
     return warnings
@@ -138,7 +139,7 @@ def _source_header(ref: str, scan: Scan) -> Dataset:
     try:
         header = read_dicom_instance(ref, stop_before_pixels=True)
     except Exception as exc:
-        raise InputError(f"cannot re-read the source DICOM instance {ref} ({type(exc).__name__}: {exc})",
+        raise InputError(f"cannot re-read the source DICOM instance {ref} ({why(exc)})",
                          path=scan.provenance.path,
                          hint="DICOM SEG references the original files; keep them where they were loaded from.") from None
     if "SpecificCharacterSet" in header and not header.SpecificCharacterSet:
@@ -237,7 +238,12 @@ class _Segment:
 
 def read_dicom_seg(path: str | Path, scan: Scan) -> list[Mask]:
     """Every segment of the DICOM SEG at `path` as a Mask on `scan`'s exact grid (empty ones kept)."""
-    path = Path(path)
+    with warnings_module.catch_warnings():
+        warnings_module.simplefilter("ignore")  # pydicom's remarks on odd header values; errors are ours
+        return _read_seg_masks(Path(path), scan)
+
+
+def _read_seg_masks(path: Path, scan: Scan) -> list[Mask]:
     dataset = _read_seg(path)
     seg_frame_of_reference = str(dataset.get("FrameOfReferenceUID") or "") or None
     scan_frame_of_reference = scan.provenance.frame_of_reference_uid
@@ -279,7 +285,7 @@ def read_dicom_seg(path: str | Path, scan: Scan) -> list[Mask]:
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"cannot decode the DICOM SEG's pixel data ({type(exc).__name__}: {exc})", path=path) from None
+        raise InputError(f"cannot decode the DICOM SEG's pixel data ({why(exc)})", path=path) from None
 
     return [
         Mask(
@@ -311,7 +317,7 @@ def _read_seg(path: Path) -> Dataset:
     except InvalidDicomError:
         raise InputError("not a DICOM file (no DICM marker)", path=path) from None
     except Exception as exc:
-        raise InputError(f"unreadable or corrupt DICOM file ({type(exc).__name__}: {exc})", path=path) from None
+        raise InputError(f"unreadable or corrupt DICOM file ({why(exc)})", path=path) from None
     sop_class = str(dataset.get("SOPClassUID", ""))
     if sop_class not in (SEG_STORAGE, LABELMAP_SEG_STORAGE):
         name = getattr(dataset.get("SOPClassUID"), "name", sop_class) or "none"

@@ -8,6 +8,7 @@ The affine is built in LPS from the tags and then turned into RAS+ (the first tw
 from __future__ import annotations
 
 import io
+import warnings as warnings_module
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +69,12 @@ class _Slice:
         return self.ref if self.frame is None else f"{self.ref} (frame {self.frame + 1})"
 
 
+def why(exc: BaseException) -> str:
+    """An exception as a short single line, for the one-line errors users see."""
+    text = " ".join(str(exc).split()) or "no details"
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def read_dicom_instance(ref: str, stop_before_pixels: bool = False) -> Dataset:
     """Read one instance named as in provenance.dicom_files: a path or "zip-path::member"."""
     archive, sep, member = ref.partition(ZIP_MEMBER_SEP)
@@ -79,11 +86,18 @@ def read_dicom_instance(ref: str, stop_before_pixels: bool = False) -> Dataset:
 
 def load_dicom_series(path: str | Path, series_uid: str | None = None, modality: str | None = None) -> Scan:
     """Load the DICOM series at `path`; with several series, the one named or else the largest."""
-    path = Path(path)
+    with warnings_module.catch_warnings():
+        # pydicom warns about every odd value in real-world headers; what matters reaches the user
+        # as our own one-line errors and scan.warnings, not as library warnings on stderr
+        warnings_module.simplefilter("ignore")
+        return _load(Path(path), series_uid, modality)
+
+
+def _load(path: Path, series_uid: str | None, modality: str | None) -> Scan:
     instances, skipped = _find_image_instances(path)
     if not instances:
         raise InputError(
-            f"no DICOM images found ({skipped} files looked at, none a DICOM image)",
+            f"no DICOM images found (looked at {skipped} file{'s' if skipped != 1 else ''}, none a DICOM image)",
             path=path,
             hint="Give a folder or .zip holding the DICOM files of one series.",
         )
@@ -124,7 +138,7 @@ def _find_image_instances(path: Path) -> tuple[list[_Instance], int]:
             skipped += 1  # not DICOM: a README, a thumbnail, a DICOMDIR's neighbours...
             continue
         except Exception as exc:  # a file that claims to be DICOM but cannot be parsed
-            raise InputError(f"unreadable or corrupt DICOM file {ref} ({type(exc).__name__}: {exc})",
+            raise InputError(f"unreadable or corrupt DICOM file {ref} ({why(exc)})",
                              path=path, hint="Re-export the series or remove the broken file.") from None
         if _is_image(header):
             instances.append(_Instance(ref, header))
@@ -149,7 +163,7 @@ def _candidate_files(path: Path) -> Iterator[tuple[str, object]]:
                     # members are read into memory: nothing is extracted to disk
                     yield f"{path.resolve()}{ZIP_MEMBER_SEP}{name}", (lambda n=name: io.BytesIO(zf.read(n)))
         except zipfile.BadZipFile as exc:
-            raise InputError(f"corrupt zip archive ({exc})", path=path) from None
+            raise InputError(f"corrupt zip archive ({why(exc)})", path=path) from None
     elif path.is_file():
         yield str(path.resolve()), (lambda: open(path, "rb"))
     else:
@@ -347,7 +361,7 @@ def _slice_step(path: Path, slices: list[_Slice], positions: np.ndarray, normal:
             f"{slices[index].name} and {slices[index + 1].name}", path=path,
             hint="The folder mixes acquisitions (echoes, phases or copies) of one series; keep one of each position.")
     median = float(np.median(gaps))
-    for index in np.flatnonzero(np.abs(gaps - median) > GAP_TOLERANCE * median):
+    for index in np.flatnonzero(gaps > (1 + GAP_TOLERANCE) * median):
         missing = max(1, round(gaps[index] / median) - 1)
         expected = positions[index] + (positions[index + 1] - positions[index]) / (missing + 1)
         raise InputError(
@@ -356,6 +370,12 @@ def _slice_step(path: Path, slices: list[_Slice], positions: np.ndarray, normal:
             f"expected a slice at ImagePositionPatient {_fmt(expected)} "
             f"(between {slices[index].name} and {slices[index + 1].name})", path=path,
             hint="Export the complete series; a volume with a hole would put anatomy in the wrong place.")
+    for index in np.flatnonzero(gaps < (1 - GAP_TOLERANCE) * median):
+        raise InputError(
+            f"irregular slice spacing: the slices at {along[index]:.3f} and {along[index + 1]:.3f} mm along the "
+            f"slice normal are {gaps[index]:.3f} mm apart where the series steps {median:.3f} mm "
+            f"({slices[index].name} and {slices[index + 1].name})", path=path,
+            hint="The folder mixes overlapping reconstructions; give one regular series.")
     step = (positions[-1] - positions[0]) / (len(positions) - 1)
     predicted = positions[0] + np.arange(len(positions))[:, None] * step
     worst = int(np.argmax(np.linalg.norm(positions - predicted, axis=1)))
@@ -432,7 +452,7 @@ def _slice_pixels(path: Path, one: _Slice, multiframe: dict[str, np.ndarray]) ->
         syntax = getattr(getattr(one.header, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", syntax)
         raise InputError(
-            f"cannot read the pixel data of {one.name} (transfer syntax {name}; {type(exc).__name__}: {exc})",
+            f"cannot read the pixel data of {one.name} (transfer syntax {name}; {why(exc)})",
             path=path, hint="The file is truncated, or compressed in a way that needs pylibjpeg or GDCM installed.") from None
 
 

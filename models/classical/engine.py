@@ -65,16 +65,16 @@ class ClassicalEngine(Engine):
                 provenance={
                     "engine": self.name,
                     "device": "cpu",
-                    "seconds": round(time.perf_counter() - step, 3),
-                    "seconds_total": None,
+                    # Intermediates (body, cavity) are shared: a later structure can take 0 s.
+                    "seconds_this_structure": round(time.perf_counter() - step, 3),
                     "thresholds_hu": hu.as_provenance(),
                     "orientation": scan.orientation,
-                    "notes": list(work.notes),
                 },
             ))
         total = round(time.perf_counter() - started, 3)
         for mask in masks:
-            mask.provenance["seconds_total"] = total
+            mask.provenance["seconds"] = total
+            mask.provenance["notes"] = list(work.notes)
         if options.progress:
             options.progress(1.0, "classical: done")
         return masks

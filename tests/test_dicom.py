@@ -407,6 +407,41 @@ def test_frames_shifted_by_whole_voxels_land_shifted_and_never_off_the_grid(ct3,
         read_dicom_seg(tmp_path / "below.dcm", ct3)
 
 
+def _foreign_seg(ct3, pixels: np.ndarray, segmentation_type: str, labels: list[str], path: Path) -> None:
+    """A SEG written straight with highdicom (not by Prosector), frame k on the k-th source file."""
+    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in ct3.provenance.dicom_files]
+    for ds in sources:
+        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+            del ds.SpecificCharacterSet
+    descriptions = [hd.seg.SegmentDescription(number, label, hd.sr.CodedConcept("91723000", "SCT", "Anatomical structure"),
+                                              hd.sr.CodedConcept("10200004", "SCT", "Liver"), "MANUAL")
+                    for number, label in enumerate(labels, start=1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seg = hd.seg.Segmentation(sources, pixels, segmentation_type, descriptions, hd.UID(), 1, hd.UID(), 1,
+                                  "test", "test", "1", "1")
+    seg.save_as(path)
+
+
+def test_fractional_and_labelmap_segs_from_other_tools(ct3, tmp_path):
+    probability = np.zeros((3, 512, 512), np.float32)  # (frame k, row j, column i)
+    probability[1, 100:200, 150:300] = 0.7
+    probability[1, 100:200, 300:320] = 0.3  # below one half: not the structure
+    probability[2, 10:20, 10:20] = 0.5
+    _foreign_seg(ct3, probability, "FRACTIONAL", ["blob"], tmp_path / "fractional.dcm")
+    (blob,) = read_dicom_seg(tmp_path / "fractional.dcm", ct3)
+    assert np.array_equal(blob.data, (probability >= 0.5).transpose(2, 1, 0))
+
+    labels = np.zeros((3, 512, 512), np.uint8)
+    labels[1, 100:200, 150:300] = 1
+    labels[2, 10:20, 10:20] = 2
+    _foreign_seg(ct3, labels, "LABELMAP", ["first", "second"], tmp_path / "labelmap.dcm")
+    masks = read_dicom_seg(tmp_path / "labelmap.dcm", ct3)
+    assert [m.name for m in masks] == ["first", "second"]  # the background entry is no structure
+    for number, mask in enumerate(masks, start=1):
+        assert np.array_equal(mask.data, (labels == number).transpose(2, 1, 0))
+
+
 def test_a_seg_off_the_grid_or_from_another_frame_of_reference_is_refused(ct3, liver, tmp_path):
     written = tmp_path / "liver.dcm"
     write_dicom_seg(ct3, [liver], written)

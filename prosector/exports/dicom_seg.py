@@ -257,12 +257,14 @@ def _read_seg_masks(path: Path, scan: Scan) -> list[Mask]:
         raise InputError(f"the scan has shape {grid.shape}; a DICOM SEG needs a 3D grid", path=path)
 
     segments = _segments(dataset, path)
+    is_labelmap = str(dataset.SOPClassUID) == LABELMAP_SEG_STORAGE
+    if is_labelmap:
+        segments.pop(0, None)  # a label map may describe pixel value 0, the background: not a structure
     # Fortran order: a frame of the usual axial plane data[:, :, k] is one contiguous block
     volumes = {number: np.zeros(grid.shape, dtype=bool, order="F") for number in segments}
-    is_labelmap = str(dataset.SOPClassUID) == LABELMAP_SEG_STORAGE
     fractional = str(dataset.get("SegmentationType", "BINARY")).upper() == "FRACTIONAL"
     # a fractional (probability or occupancy) pixel belongs to the segment from one half upward
-    threshold = float(dataset.get("MaximumFractionalValue", 1)) / 2.0 if fractional else 0.0
+    half = float(dataset.get("MaximumFractionalValue", 1) or 1) / 2.0
     number_of_frames = int(dataset.get("NumberOfFrames", 1) or 1)
     shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
     per_frame = dataset.get("PerFrameFunctionalGroupsSequence") or []
@@ -281,7 +283,7 @@ def _read_seg_masks(path: Path, scan: Scan) -> list[Mask]:
                     placement.paint(volumes[int(number)], frame == number, path, index)
             else:
                 number = _frame_segment(groups, shared, segments, path, index)
-                placement.paint(volumes[number], frame > threshold, path, index)
+                placement.paint(volumes[number], frame >= half if fractional else frame > 0, path, index)
     except InputError:
         raise
     except Exception as exc:

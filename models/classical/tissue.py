@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull
 
 from . import hu
@@ -52,6 +53,10 @@ class Tissues:
 
 def adipose_and_cavity(ras_hu: np.ndarray, body: np.ndarray, spacing: np.ndarray) -> Tissues:
     fat = (ras_hu >= hu.FAT_MIN) & (ras_hu <= hu.FAT_MAX) & body
+    # Gas (-1000) and tissue (~40) sharing a voxel average into the fat range: the rim of every
+    # bowel-gas pocket and lung base would pass for fat. A voxel touching gas is not counted.
+    gas = (ras_hu < hu.AIR_MAX) & body
+    fat &= ~ndi.binary_dilation(gas, structure=ndi.generate_binary_structure(3, 2))
     under_skin = erode(body, SKIN_MM, spacing)
     non_fat = under_skin & ~fat
     thick = opening(non_fat, SEPTUM_MM, spacing)

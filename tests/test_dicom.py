@@ -117,6 +117,11 @@ def test_folder_and_zip_give_identical_scans(ct3, tmp_path):
     assert zipped.provenance.dicom_files[0] == f"{archive.resolve()}::export/ct/03.dcm"
     # the same entry point users reach from the CLI
     assert np.array_equal(load_scan(archive).data, ct3.data)
+    # DICOM SEG export re-reads the source instances from inside the archive
+    (liver,) = read_dicom_seg(LIVER_SEG, zipped)
+    write_dicom_seg(zipped, [liver], tmp_path / "seg.dcm")
+    (back,) = read_dicom_seg(tmp_path / "seg.dcm", zipped)
+    assert np.array_equal(back.data, liver.data)
 
 
 def test_mixed_series_takes_the_largest_and_says_so(ct3, tmp_path):

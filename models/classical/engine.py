@@ -97,14 +97,22 @@ def _check_input(scan: Scan, structures: list[str]) -> None:
                          f"air should be near -1000): is this really a CT?", path=where)
 
 
+def _compact_hu(data: np.ndarray) -> np.ndarray:
+    """HU in the smallest exact type: int16 for integer data in range (a quarter of float64's
+    memory), float32 otherwise (exact for integers up to 2**24)."""
+    if np.issubdtype(data.dtype, np.integer) and data.size:
+        if np.iinfo(np.int16).min <= int(data.min()) and int(data.max()) <= np.iinfo(np.int16).max:
+            return data.astype(np.int16, copy=False)
+    return data.astype(np.float32, copy=False)
+
+
 class _Workbench:
     """One scan's RAS view and the intermediate masks, each computed once and only when asked."""
 
     def __init__(self, scan: Scan):
         data = scan.data[..., 0] if scan.data.ndim > 3 else scan.data
         self.view = RasView.of(np.asarray(scan.affine, float), data.shape)
-        # float32 halves the memory of float64 and keeps HU exact (integers up to 2**24).
-        self.hu = self.view.to_ras(np.asarray(data, dtype=np.float32))
+        self.hu = self.view.to_ras(_compact_hu(np.asarray(data)))
         self.notes: list[str] = []
 
     def structure(self, name: str) -> np.ndarray:

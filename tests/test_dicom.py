@@ -208,6 +208,14 @@ def test_duplicate_positions_inconsistent_planes_and_broken_files_are_input_erro
         load_dicom_series(corrupt)
     assert files[0].name in str(err.value)
 
+    bare = tmp_path / "no_preamble"
+    files = _synthetic_series(bare, [-120.0, -125.0], generate_uid())
+    for file in files:  # old exports: the bare dataset, without preamble and file meta group
+        raw = file.read_bytes()
+        meta_length = int.from_bytes(raw[140:144], "little")  # value of (0002,0000) after 'DICM'
+        file.write_bytes(raw[144 + meta_length:])
+    assert load_dicom_series(bare).shape == (512, 512, 2)
+
     empty = tmp_path / "no_dicom"
     empty.mkdir()
     (empty / "a.txt").write_text("hello")

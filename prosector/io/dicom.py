@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from prosector.errors import InputError
 from prosector.scan import Provenance, Scan
@@ -78,10 +79,22 @@ def why(exc: BaseException) -> str:
 def read_dicom_instance(ref: str, stop_before_pixels: bool = False) -> Dataset:
     """Read one instance named as in provenance.dicom_files: a path or "zip-path::member"."""
     archive, sep, member = ref.partition(ZIP_MEMBER_SEP)
+    # force: the loader already knows this is DICOM, possibly without the 128-byte preamble
     if sep and zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            return pydicom.dcmread(io.BytesIO(zf.read(member)), stop_before_pixels=stop_before_pixels)
-    return pydicom.dcmread(ref, stop_before_pixels=stop_before_pixels)
+            dataset = pydicom.dcmread(io.BytesIO(zf.read(member)), stop_before_pixels=stop_before_pixels, force=True)
+    else:
+        dataset = pydicom.dcmread(ref, stop_before_pixels=stop_before_pixels, force=True)
+    return _with_transfer_syntax(dataset)
+
+
+def _with_transfer_syntax(dataset: Dataset) -> Dataset:
+    """A file without meta group still needs its transfer syntax named to decode its pixels."""
+    if "TransferSyntaxUID" not in dataset.file_meta:
+        implicit, little = dataset.original_encoding
+        dataset.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    return dataset
 
 
 def load_dicom_series(path: str | Path, series_uid: str | None = None, modality: str | None = None) -> Scan:
@@ -133,7 +146,7 @@ def _find_image_instances(path: Path) -> tuple[list[_Instance], int]:
     for ref, opener in _candidate_files(path):
         try:
             with opener() as fp:
-                header = pydicom.dcmread(fp, stop_before_pixels=True)
+                header = _read_header(fp)
         except InvalidDicomError:
             skipped += 1  # not DICOM: a README, a thumbnail, a DICOMDIR's neighbours...
             continue
@@ -145,6 +158,19 @@ def _find_image_instances(path: Path) -> tuple[list[_Instance], int]:
         else:
             skipped += 1
     return instances, skipped
+
+
+def _read_header(fp) -> Dataset:
+    """The header of a DICOM file; files without the 128-byte preamble are read when they start
+    with a group 0008 element, as old exports do (anything else is not DICOM)."""
+    try:
+        return pydicom.dcmread(fp, stop_before_pixels=True)
+    except InvalidDicomError:
+        fp.seek(0)
+        if fp.read(2) != b"\x08\x00":
+            raise
+        fp.seek(0)
+        return pydicom.dcmread(fp, stop_before_pixels=True, force=True)
 
 
 def _candidate_files(path: Path) -> Iterator[tuple[str, object]]:

@@ -207,11 +207,11 @@ def _slices_of(path: Path, inst: _Instance) -> list[_Slice]:
     frames = int(header.get("NumberOfFrames", 1) or 1)
     shared = _first_item(header, "SharedFunctionalGroupsSequence")
     per_frame = header.get("PerFrameFunctionalGroupsSequence")
-    if per_frame is None and shared is None:  # classic image (or a multi-frame one without geometry)
+    if per_frame is None and shared is None:
         if frames > 1:
-            raise InputError(
-                f"{inst.ref} holds {frames} frames without per-frame positions (a cine or multi-frame "
-                "secondary capture), which cannot be stacked into a volume", path=path)
+            # a cine loop or multi-frame capture: frames without positions, refused only if chosen
+            return [_Slice(inst.ref, header, index, None, None, _pixel_spacing(header), _rescale(header))
+                    for index in range(frames)]
         return [_Slice(inst.ref, header, None, _position(header), _orientation(header), _pixel_spacing(header),
                        _rescale(header))]
     if per_frame is None or len(per_frame) != frames:

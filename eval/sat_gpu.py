@@ -1,0 +1,137 @@
+"""SAT on a GPU: parity under bf16 autocast, cost per tile, and a whole 512x512x300 CT.
+
+    python eval/sat_gpu.py [--fixture DIR] [--queries 16] [--skip-pro]
+
+SAT-Nano widths with random init (the real weights cannot be had offline; cost does not depend
+on their values). The goal (issue 5): a 512x512x300 CT within 8 GB of GPU memory; the reference
+needs 24 GB for Nano. Prints one JSON object per measurement and writes all to $OUT/sat_gpu.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sat_common import REPO, ensure_prosector, peak_rss_gb, synthetic_ct  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ensure_prosector()
+from prosector.models.sat.config import CONFIGS  # noqa: E402
+from prosector.models.sat.inference import autocast_for  # noqa: E402
+from prosector.models.sat.model import SatModel  # noqa: E402
+from prosector.models.sat.pipeline import run_sat  # noqa: E402
+
+RESULTS: list[dict] = []
+
+
+def report(entry: dict) -> None:
+    RESULTS.append(entry)
+    print(json.dumps(entry), flush=True)
+
+
+def gib(n: int) -> float:
+    return round(n / 2**30, 2)
+
+
+def parity(fixture: Path, dev: torch.device) -> None:
+    """The mini checkpoint on the GPU: fp32 and bf16 autocast against the reference's CPU fp32 logits."""
+    from prosector.models.sat.checkpoint import load_segmentation_model
+
+    model, _ = load_segmentation_model(fixture / "checkpoint.pth", image_size=(128, 96, 64))
+    model = model.to(dev)
+    x = torch.from_numpy(np.load(fixture / "input.npy")).to(dev)
+    q = torch.from_numpy(np.load(fixture / "queries.npy")).to(dev)
+    expected = np.load(fixture / "expected_logits.npy")
+    for label, ctx, tf32 in (("fp32", None, False), ("fp32+tf32", None, True), ("bf16 autocast", autocast_for(dev), False)):
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        with torch.inference_mode(), (ctx or torch.autocast("cuda", enabled=False)):
+            logits = model(x, q).float().cpu().numpy()
+        diff = np.abs(logits - expected)
+        report({"measure": "parity_mini", "precision": label, "max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
+                "mask_agreement": float(((logits > 0) == (expected > 0)).mean())})
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def tile_cost(variant: str, dev: torch.device, n_queries: int, precision: str) -> None:
+    torch.manual_seed(0)
+    model = SatModel(CONFIGS[variant]).eval().to(dev)
+    q = torch.randn(n_queries, model.config.query_dim, device=dev)
+    x = torch.randn(1, 3, 288, 288, 96, device=dev)
+    ctx = autocast_for(dev) if precision == "bf16" else torch.autocast("cuda", enabled=False)
+    torch.backends.cudnn.benchmark = True
+    times = []
+    torch.cuda.reset_peak_memory_stats()
+    for _ in range(4):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        with torch.inference_mode(), ctx:
+            per_pixel, tokens = model.encode_image(x)
+            prob = torch.sigmoid(model.logits(per_pixel, model.mask_kernels(q, tokens)).float())
+            del per_pixel, tokens, prob
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    report({"measure": "tile_288x288x96", "variant": variant, "precision": precision, "queries": n_queries,
+            "first_s": round(times[0], 3), "steady_s": round(float(np.median(times[1:])), 3),
+            "peak_gpu_gib": gib(torch.cuda.max_memory_allocated()), "weights_gib": gib(sum(p.numel() * p.element_size() for p in model.parameters()))})
+    del model, q, x
+    torch.cuda.empty_cache()
+
+
+def whole_ct(dev: torch.device, n_queries: int, spacing) -> None:
+    torch.manual_seed(0)
+    model = SatModel(CONFIGS["nano"]).eval()
+    queries = torch.randn(n_queries, model.config.query_dim)
+    t = time.perf_counter()
+    scan = synthetic_ct((512, 512, 300), spacing)
+    made = time.perf_counter() - t
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    ticks = []
+    t = time.perf_counter()
+    run = run_sat(model, scan, queries, device=str(dev), progress=lambda f, m: ticks.append(time.perf_counter()))
+    total = time.perf_counter() - t
+    assert all(m.shape == scan.data.shape for m in run.masks)
+    report({"measure": "ct_512x512x300", "spacing_mm": list(spacing), "queries": n_queries, "tiles": run.tiles,
+            "seconds_total": round(total, 1), "stages_s": {k: round(v, 1) for k, v in run.seconds.items()},
+            "seconds_per_tile": round(run.seconds["infer"] / run.tiles, 3),
+            "peak_gpu_gib": gib(torch.cuda.max_memory_allocated()), "peak_gpu_reserved_gib": gib(torch.cuda.max_memory_reserved()),
+            "peak_rss_gib": round(peak_rss_gb(), 1), "phantom_build_s": round(made, 1)})
+    del model
+    torch.cuda.empty_cache()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_fixture = next((p for p in (REPO / ".gpu_fixture", REPO.parent / "shared" / "fixtures" / "sat_parity") if p.is_dir()), None)
+    parser.add_argument("--fixture", type=Path, default=default_fixture)
+    parser.add_argument("--queries", type=int, default=16)
+    parser.add_argument("--skip-pro", action="store_true")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("sat_gpu.py: no CUDA GPU visible to torch")
+    dev = torch.device("cuda")
+    report({"measure": "environment", "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
+            "bf16": torch.cuda.is_bf16_supported(), "cpus": os.cpu_count()})
+    if args.fixture is not None and (args.fixture / "checkpoint.pth").is_file():
+        parity(args.fixture, dev)
+    tile_cost("nano", dev, args.queries, "bf16")
+    tile_cost("nano", dev, args.queries, "fp32")
+    whole_ct(dev, args.queries, (0.8, 0.8, 1.5))
+    whole_ct(dev, args.queries, (1.0, 1.0, 3.0))
+    if not args.skip_pro:
+        tile_cost("pro", dev, args.queries, "bf16")
+    out = os.environ.get("OUT")
+    if out:
+        Path(out, "sat_gpu.json").write_text(json.dumps(RESULTS, indent=1))
+
+
+if __name__ == "__main__":
+    main()

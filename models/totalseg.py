@@ -22,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,8 +44,6 @@ ROI_TASKS = ("total", "total_mr")
 # Class maps that are internal or superseded, never chosen by structure name alone.
 HIDDEN_TASK_MARKERS = ("_LEGACY", "_auxiliary", "total_v1", "total_highres_test", "test")
 ENV_KEYS = ("TOTALSEG_HOME_DIR", "TOTALSEG_WEIGHTS_PATH", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
-DOWNLOAD_HELP = ("with internet, the first run downloads them by itself (TotalSegmentator fetches its weights on "
-                 "first use); offline, copy the weights folder {folder} into {root}")
 
 
 # --- where TotalSegmentator's files live ---------------------------------------------------
@@ -237,7 +236,8 @@ class TotalSegEngine(Engine):
 
     def cache_key(self) -> str | None:
         layout = weights_layout()
-        return f"{self.name}|{_version('TotalSegmentator')}|{layout.weights}"
+        # The device decides the default resolution (fast on CPU), so it is part of what a result is.
+        return f"{self.name}|{_version('TotalSegmentator')}|{layout.weights}|{self.device()}"
 
     # -- readiness --
 
@@ -285,7 +285,7 @@ class TotalSegEngine(Engine):
         folder = missing[0]
         return Readiness(False, f"TotalSegmentator weights for {_describe(run)} missing: "
                                 f"{layout.weights / folder} (weights folder from {layout.source})",
-                         DOWNLOAD_HELP.format(folder=folder, root=layout.weights) + _elsewhere_hint(layout, folder))
+                         download_fix(run, layout, folder))
 
     # -- segmentation --
 
@@ -358,12 +358,25 @@ class TotalSegEngine(Engine):
         missing = [f for f in folders if not (layout.weights / f).is_dir()]
         if missing and not allow_download:
             raise RuntimeFailure(f"TotalSegmentator weights for {_describe(run)} missing: {layout.weights / missing[0]}",
-                                 hint=DOWNLOAD_HELP.format(folder=missing[0], root=layout.weights))
-        if missing and options.progress:
-            options.progress(0.0, f"totalseg: downloading weights for {_describe(run)} into {layout.weights} "
-                                  f"(first use; TotalSegmentator fetches them from the internet)")
+                                 hint=download_fix(run, layout, missing[0]))
+        if needs_license(run.task) and not license_present(layout):
+            raise RuntimeFailure(f"task {run.task} needs a TotalSegmentator licence, none is set in "
+                                 f"{layout.home / 'config.json'}",
+                                 hint="Run totalseg_set_license -l YOUR_LICENSE_NUMBER (free for non-commercial use).")
+        if missing:
+            notice = (f"totalseg: downloading weights for {_describe(run)} into {layout.weights} "
+                      f"(first use; TotalSegmentator fetches them from the internet)")
+            if options.progress:
+                options.progress(0.0, notice)
+            else:
+                print(notice, file=sys.stderr)
         existed = {p for p in (layout.weights, *(layout.weights / f for f in missing)) if p.exists()}
-        write_usage_setting(layout.home, stats)
+        try:
+            write_usage_setting(layout.home, stats)
+        except OSError as err:  # without this setting written, TotalSegmentator would report the run
+            raise RuntimeFailure(f"cannot write TotalSegmentator's settings ({err.strerror or err})",
+                                 path=layout.home / "config.json",
+                                 hint="Make the folder writable or point TOTALSEG_HOME_DIR elsewhere.") from None
         started = time.perf_counter()
         output = io.StringIO()
         try:
@@ -380,7 +393,7 @@ class TotalSegEngine(Engine):
                 raise RuntimeFailure(
                     f"TotalSegmentator weights for {_describe(run)} are missing in {layout.weights / missing[0]} "
                     f"and could not be downloaded ({_one_line(err, output)})",
-                    hint=DOWNLOAD_HELP.format(folder=missing[0], root=layout.weights)) from None
+                    hint=download_fix(run, layout, missing[0])) from None
             raise RuntimeFailure(f"TotalSegmentator failed on task {run.task}: {_one_line(err, output)}",
                                  path=where) from None
         seconds = round(time.perf_counter() - started, 3)
@@ -389,6 +402,19 @@ class TotalSegEngine(Engine):
                 "nnunetv2_version": _version("nnunetv2"), "weights_folder": str(layout.weights),
                 "weights": folders, "downloaded": missing, "usage_stats_sent": stats}
         return seg, info
+
+
+def download_fix(run: TaskRun, layout: WeightsLayout, folder: str) -> str:
+    """The command that fetches the weights (it sends no usage statistics), and the offline way."""
+    fast_names = {"total": "total_fast", "total_mr": "total_fast_mr", "total_v3": "total_v3_fast",
+                  "body": "body_fast", "body_mr": "body_mr_fast"}
+    name = fast_names.get(run.task, run.task) if run.fast else run.task
+    env = f"TOTALSEG_HOME_DIR={layout.home}"
+    if layout.source == "TOTALSEG_WEIGHTS_PATH":
+        env += f" TOTALSEG_WEIGHTS_PATH={layout.weights}"
+    return (f"{env} totalseg_download_weights -t {name} (where internet exists; a first segmentation run also "
+            f"downloads them by itself); offline, copy the folder {folder} into {layout.weights}"
+            + _elsewhere_hint(layout, folder))
 
 
 def _describe(run: TaskRun) -> str:

@@ -174,10 +174,16 @@ def test_readiness_and_weights_layout_follow_the_users_settings(runs, monkeypatc
     state = engine.readiness()
     assert not state.ready
     assert str(layout.weights / MODELS[297].folder) in state.reason
-    assert "download" in state.fix and str(layout.weights) in state.fix
+    assert str(layout.weights) in state.fix and f"TOTALSEG_HOME_DIR={layout.home}" in state.fix
+    # The fix names a download task TotalSegmentator's own downloader knows (it sends no usage stats).
+    from totalsegmentator.bin.totalseg_download_weights import TASK_TO_ID
+    assert "totalseg_download_weights -t total_fast " in state.fix and "total_fast" in TASK_TO_ID
+    mr_state = engine.readiness(modality="mr")
+    assert not mr_state.ready and str(layout.weights / MODELS[852].folder) in mr_state.reason
+    assert "-t total_fast_mr " in mr_state.fix and "total_fast_mr" in TASK_TO_ID
 
 
-def test_missing_weights_fail_in_one_line_naming_the_folder_and_leave_no_files(runs, monkeypatch, tmp_path):
+def test_missing_weights_fail_in_one_line_naming_the_folder_and_leave_no_files(runs, monkeypatch, tmp_path, capsys):
     empty = tmp_path / "no_weights"
     monkeypatch.setenv("TOTALSEG_HOME_DIR", str(runs["home"]))
     monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(empty))
@@ -193,6 +199,7 @@ def test_missing_weights_fail_in_one_line_naming_the_folder_and_leave_no_files(r
     assert "could not be downloaded" in message and str(empty / MODELS[297].folder) in message
     assert "\n" not in message
     assert not empty.exists()
+    assert "downloading weights for task total (fast)" in capsys.readouterr().err  # said before it tried
 
 
 def test_structure_lookup_across_class_maps_and_bad_requests(runs):

@@ -208,19 +208,23 @@ def test_duplicate_positions_inconsistent_planes_and_broken_files_are_input_erro
         load_dicom_series(corrupt)
     assert files[0].name in str(err.value)
 
+    empty = tmp_path / "no_dicom"
+    empty.mkdir()
+    (empty / "a.txt").write_text("hello")
+    with pytest.raises(InputError, match="no DICOM images found"):
+        load_dicom_series(empty)
+
+
+def test_old_files_without_preamble_or_file_meta_still_load(ct3, tmp_path):
     bare = tmp_path / "no_preamble"
     files = _synthetic_series(bare, [-120.0, -125.0], generate_uid())
     for file in files:  # old exports: the bare dataset, without preamble and file meta group
         raw = file.read_bytes()
         meta_length = int.from_bytes(raw[140:144], "little")  # value of (0002,0000) after 'DICM'
         file.write_bytes(raw[144 + meta_length:])
-    assert load_dicom_series(bare).shape == (512, 512, 2)
-
-    empty = tmp_path / "no_dicom"
-    empty.mkdir()
-    (empty / "a.txt").write_text("hello")
-    with pytest.raises(InputError, match="no DICOM images found"):
-        load_dicom_series(empty)
+    scan = load_dicom_series(bare)
+    assert scan.shape == (512, 512, 2)
+    assert np.array_equal(scan.data[:, :, 1], ct3.data[:, :, 2])  # the copies carry 01.dcm's pixels
 
 
 def test_an_enhanced_multiframe_ct_loads_like_the_classic_series_and_takes_a_seg(ct3, liver, tmp_path):

@@ -102,6 +102,41 @@ def test_affine_and_voxels_agree_with_simpleitk(ct3):
         assert ct3.data[ijk] == reference[z, y, x], ijk
 
 
+def _oblique_series(folder: Path) -> None:
+    """An oblique near-sagittal series with unequal row and column spacing: no axis is trivial."""
+    folder.mkdir()
+    angle = np.radians(20)
+    row_cos = np.array([0.0, np.cos(angle), np.sin(angle)])
+    col_cos = np.array([0.0, np.sin(angle), -np.cos(angle)])
+    normal = np.cross(row_cos, col_cos)
+    template = pydicom.dcmread(SERIES / "01.dcm")
+    series_uid = generate_uid()
+    for number in range(4):
+        ds = template.copy()
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.ImageOrientationPatient = [float(v) for v in np.concatenate([row_cos, col_cos])]
+        ds.PixelSpacing = [0.8, 0.6]  # between rows, between columns
+        ds.ImagePositionPatient = [float(v) for v in np.array([10.0, -20.0, 30.0]) + 2.5 * number * normal]
+        ds.save_as(folder / f"{3 - number}.dcm")  # file names against slice order
+
+
+def test_an_oblique_series_with_unequal_spacing_agrees_with_simpleitk(tmp_path):
+    _oblique_series(tmp_path / "oblique")
+    scan = load_dicom_series(tmp_path / "oblique")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path / "oblique")))
+    image = reader.Execute()
+    assert np.allclose(scan.spacing, (0.6, 0.8, 2.5))  # i along a row: column spacing first
+    reference = sitk.GetArrayFromImage(image)
+    for ijk in [(0, 0, 0), (511, 0, 0), (0, 511, 0), (0, 0, 3), (511, 511, 3), (100, 300, 2)]:
+        world_lps = LPS @ scan.grid.world(np.array(ijk))
+        index = np.array(image.TransformPhysicalPointToContinuousIndex(tuple(world_lps)))
+        assert np.allclose(index, np.round(index), atol=1e-3), (ijk, index)
+        x, y, z = (int(v) for v in np.round(index))
+        assert scan.data[ijk] == reference[z, y, x], ijk
+
+
 def test_folder_and_zip_give_identical_scans(ct3, tmp_path):
     archive = tmp_path / "series.zip"
     with zipfile.ZipFile(archive, "w") as zf:

@@ -209,6 +209,19 @@ def test_the_complete_synthetic_series_loads_with_its_step(tmp_path):
     assert [Path(f).name for f in scan.provenance.dicom_files] == [files[1].name, files[2].name, files[0].name]
 
 
+def test_a_tilted_gantry_series_keeps_its_sheared_grid(tmp_path):
+    files = _synthetic_series(tmp_path / "tilt", [-130.0, -127.5, -125.0], generate_uid())
+    for number, file in enumerate(files):  # each slice 0.5 mm further posterior: a tilted gantry
+        ds = pydicom.dcmread(file)
+        ds.ImagePositionPatient = [-235.2, -226.8 + 0.5 * number, -130.0 + 2.5 * number]
+        ds.save_as(file)
+    scan = load_dicom_series(tmp_path / "tilt")
+    assert np.allclose(scan.affine[:3, 2], [0.0, -0.5, 2.5])  # LPS step (0, 0.5, 2.5) in RAS+
+    for k in range(3):  # voxel (0, 0, k) is exactly where each file says its first pixel is
+        assert np.allclose(LPS @ scan.grid.world(np.array([0, 0, k])), [-235.2, -226.8 + 0.5 * k, -130.0 + 2.5 * k])
+    assert any("gantry tilt" in w for w in scan.warnings)
+
+
 def test_duplicate_positions_inconsistent_planes_and_broken_files_are_input_errors(tmp_path):
     dup = tmp_path / "dup"
     _synthetic_series(dup, [-120.0, -120.0, -125.0], generate_uid())

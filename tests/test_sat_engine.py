@@ -168,3 +168,16 @@ def _crop_region_on_scan(prepared, scan) -> np.ndarray:
     ones = np.ones(prepared.grid.shape, dtype=np.float32)
     # Voxels whose interpolation stencil lies fully inside the crop map to exactly 1.
     return prepared.to_scan_grid(ones, threshold=0.999)
+
+
+def test_anatomy_tree_names_the_same_vocabulary_and_maps_concepts():
+    from prosector.knowledge import load_tree
+    from prosector.models.sat.vocabulary import DEV_TERMS_FILE, SatVocabulary
+
+    tree = load_tree()
+    from_tree, from_file = SatVocabulary.from_tree(tree), SatVocabulary.from_file(DEV_TERMS_FILE)
+    assert from_tree.terms == from_file.terms
+    engine = mini_engine(vocabulary=from_tree)
+    assert engine.covers("adrenal_gland_left", "ct") and not engine.covers("adrenal_gland_left", "pet")
+    assert from_tree.terms_for("adrenal_gland_left", "ct") == ["left adrenal gland"]
+    assert not engine.covers("not_a_structure", "ct")

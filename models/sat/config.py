@@ -12,6 +12,20 @@ from pathlib import Path
 # Modality codes of the text tower's additive modality embedding (2025 checkpoints add microscopy).
 MODALITY_CODES = {"ct": 0, "mri": 1, "us": 2, "pet": 3, "microscopy": 4}
 
+
+
+def modality_for_query(modality: str) -> str:
+    """Fold a scan's modality string into the text tower's vocabulary (SAT's substring rule)."""
+    m = modality.lower()
+    if any(s in m for s in ("t1", "t2", "mri", "mr", "flair", "dwi")):
+        return "mri"
+    if "ct" in m:
+        return "ct"
+    if "pet" in m:
+        return "pet"
+    return m
+
+
 # SAT tiles at this size; the positional encoding is built for it (a 9x9x3 token grid).
 PATCH_SIZE = (288, 288, 96)
 # The U-Net reduces every axis by 32, so the visual tokens live on the /32 grid.

@@ -42,14 +42,19 @@ class SatEngine(Engine):
         return self._vocabulary
 
     def vocabulary(self, modality: str) -> set[str]:
+        """SAT's own terms for this modality (concept ids reach them through `covers`)."""
         return self.vocab.for_modality(modality)
 
+    def covers(self, structure: str, modality: str) -> bool:
+        """Whether a structure id (a tree concept or a SAT term) has a SAT term on this modality."""
+        return self.vocab.covers(structure, modality)
+
     def readiness(self) -> Readiness:
-        try:
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as err:
-            return Readiness(False, f"SAT needs torch and transformers ({err.name} is not installed)", "pip install 'prosector[sat]'")
+        from importlib.util import find_spec
+
+        absent = [m for m in ("torch", "transformers") if find_spec(m) is None]  # found, not imported: stays fast
+        if absent:
+            return Readiness(False, f"SAT needs torch and transformers ({', '.join(absent)} not installed)", "pip install torch transformers")
         missing = self.files.missing()
         if missing:
             variant = self.files.variant if self.files.variant != "custom" else "nano"
@@ -96,9 +101,9 @@ class SatEngine(Engine):
         return query_vectors(terms, modality, cache, self._encode_terms)
 
     def segment(self, scan: Scan, structures: list[str], options: SegmentOptions | None = None) -> list[Mask]:
+        from .config import modality_for_query
         from .pipeline import run_sat
         from .preprocess import require_volume
-        from .text import modality_for_query
 
         options = options or SegmentOptions()
         started = time.perf_counter()

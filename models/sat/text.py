@@ -15,21 +15,9 @@ from torch import nn
 
 from prosector.errors import InputError
 
-from .config import MODALITY_CODES
+from .config import MODALITY_CODES, modality_for_query  # noqa: F401 (re-exported)
 
 TOKENIZER_FILES = ("vocab.txt", "config.json")
-
-
-def modality_for_query(modality: str) -> str:
-    """Fold a scan's modality string into the text tower's vocabulary (SAT's substring rule)."""
-    m = modality.lower()
-    if any(s in m for s in ("t1", "t2", "mri", "mr", "flair", "dwi")):
-        return "mri"
-    if "ct" in m:
-        return "ct"
-    if "pet" in m:
-        return "pet"
-    return m
 
 
 class SatTokenizer:

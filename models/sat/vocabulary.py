@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from prosector.errors import InputError
 
-from .text import modality_for_query
+from .config import modality_for_query
 
 # Where the list lives in a development checkout (../shared beside the repository).
 DEV_TERMS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "vocab" / "sat_terms.json"
@@ -45,16 +45,37 @@ class SatVocabulary:
         return cls(by_modality, concept_terms)
 
     @classmethod
+    def from_tree(cls, tree, concept_terms: ConceptTerms | None = None) -> "SatVocabulary":
+        """Terms as the anatomy tree records them (`engines.sat`: term + modalities) on its concepts."""
+        by_modality: dict[str, set[str]] = {}
+        for concept in tree:
+            for entry in concept.engines.get("sat", []):
+                for modality in entry.get("modalities", ()):
+                    by_modality.setdefault(modality_for_query(modality), set()).add(entry["term"])
+        return cls(by_modality, concept_terms or (lambda sid: (tree.find(sid).sat_terms() if tree.find(sid) else [])))
+
+    @classmethod
     def default(cls, concept_terms: ConceptTerms | None = None) -> "SatVocabulary":
-        """PROSECTOR_SAT_TERMS, else the development checkout's ../shared/vocab/sat_terms.json."""
+        """PROSECTOR_SAT_TERMS, else the checkout's ../shared/vocab/sat_terms.json, else the anatomy tree."""
         path = Path(os.environ.get("PROSECTOR_SAT_TERMS") or DEV_TERMS_FILE)
-        if not path.is_file():
+        if path.is_file():
+            return cls.from_file(path, concept_terms)
+        try:
+            from prosector.knowledge import load_tree
+
+            return cls.from_tree(load_tree(), concept_terms)
+        except Exception as err:  # no tree either: say what to provide
             raise InputError(
-                "SAT vocabulary not found",
+                f"SAT vocabulary not found (no sat_terms.json, anatomy tree unavailable: {err})",
                 path=path,
-                hint="Set PROSECTOR_SAT_TERMS to a sat_terms.json (the anatomy tree will replace this list).",
-            )
-        return cls.from_file(path, concept_terms)
+                hint="Set PROSECTOR_SAT_TERMS to SAT's sat_terms.json.",
+            ) from err
+
+    def covers(self, structure: str, modality: str) -> bool:
+        try:
+            return bool(self.terms_for(structure, modality))
+        except InputError:
+            return False
 
     def for_modality(self, modality: str) -> set[str]:
         return set(self.terms.get(modality_for_query(modality), set()))

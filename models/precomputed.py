@@ -21,7 +21,8 @@ from prosector.mask import Mask
 from prosector.scan import Scan
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+# Segmentation Storage and Label Map Segmentation Storage
+SEG_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")
 
 
 def safe_name(label: str) -> str:
@@ -207,7 +208,7 @@ def _is_dicom_seg(path: Path) -> bool:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
     except Exception:
         return False
-    return str(getattr(ds, "SOPClassUID", "")) == SEG_SOP_CLASS
+    return str(getattr(ds, "SOPClassUID", "")) in SEG_SOP_CLASSES
 
 
 def _read_label_volume(path: Path) -> tuple[np.ndarray, np.ndarray, dict[int, str] | None]:

@@ -11,7 +11,7 @@ from prosector.models.base import Engine, Readiness
 ENGINE_CLASSES = {
     "precomputed": "prosector.models.precomputed:PrecomputedEngine",
     "totalseg": "prosector.models.totalseg:TotalSegEngine",
-    "sat": "prosector.models.sat:SATEngine",
+    "sat": "prosector.models.sat:SatEngine",
     "classical": "prosector.models.classical:ClassicalEngine",
     "medsam": "prosector.models.medsam:MedSAMEngine",
 }
@@ -44,13 +44,23 @@ def build_engine(name: str, **kwargs) -> Engine:
     return cls(**kwargs)
 
 
-def build_engines(seg: str | Path | None = None, class_map=None) -> dict[str, Engine]:
-    """All engines; `precomputed` only when the user brings a segmentation."""
+def build_engines(seg: str | Path | None = None, class_map=None, tree=None) -> dict[str, Engine]:
+    """All engines; `precomputed` only when the user brings a segmentation.
+
+    `tree` (the anatomy tree) tells SAT which of its terms stand for each structure id.
+    """
     engines: dict[str, Engine] = {}
     for name in ENGINE_NAMES:
         if name == "precomputed":
             if seg is not None:
                 engines[name] = build_engine(name, source=seg, class_map=class_map)
-            continue
-        engines[name] = build_engine(name)
+        elif name == "sat" and tree is not None:
+            engines[name] = build_engine(name, concept_terms=lambda sid: _sat_terms(tree, sid))
+        else:
+            engines[name] = build_engine(name)
     return engines
+
+
+def _sat_terms(tree, structure: str) -> list[str]:
+    concept = tree.find(structure)
+    return concept.sat_terms() if concept else []

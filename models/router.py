@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from prosector.errors import InputError, ProsectorError, RuntimeFailure
 from prosector.mask import Mask
@@ -19,6 +20,7 @@ class Choice:
     reason: str
     # every engine considered, with why it was or was not usable for this structure
     considered: dict[str, str] = field(default_factory=dict)
+    concept: str | None = None  # the requested concept this structure is (part of)
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Plan:
         """Engine -> its structures, in the order first requested."""
         grouped: dict[str, list[str]] = {}
         for choice in self.choices:
-            if choice.engine:
+            if choice.engine and choice.structure not in grouped.get(choice.engine, []):
                 grouped.setdefault(choice.engine, []).append(choice.structure)
         return grouped
 
@@ -53,6 +55,23 @@ class RunLog:
     error: str | None = None
 
 
+def decompose(engine: Engine, concept: str, modality: str, parts: Callable[[str], tuple[str, ...]],
+              depth: int = 0) -> list[str] | None:
+    """The structures `engine` would segment to give `concept` exactly, or None if it cannot."""
+    if covers(engine, concept, modality):
+        return [concept]
+    children = parts(concept) if depth < 8 else ()
+    if not children:
+        return None
+    out: list[str] = []
+    for child in children:
+        got = decompose(engine, child, modality, parts, depth + 1)
+        if got is None:
+            return None
+        out += [s for s in got if s not in out]
+    return out
+
+
 def covers(engine: Engine, structure: str, modality: str) -> bool:
     custom = getattr(engine, "covers", None)
     return bool(custom(structure, modality)) if callable(custom) else structure in engine.vocabulary(modality)
@@ -69,7 +88,7 @@ class Router:
         if force is not None and force not in self.engines:
             raise InputError(f"engine {force!r} is not available here; choose from {', '.join(self.engines)}")
         order = [force] if force else self.preference
-        readiness = {name: self.engines[name].readiness() for name in order}
+        readiness = _LazyReadiness(self.engines)
         choices = []
         for structure in structures:
             considered: dict[str, str] = {}
@@ -91,6 +110,40 @@ class Router:
             else:
                 reason = f"first ready engine in the preference order ({' > '.join(order)})"
             choices.append(Choice(structure, chosen, reason, considered))
+        return Plan(scan.modality, choices)
+
+    def plan_concepts(self, scan: Scan, concepts: list[str], parts: Callable[[str], tuple[str, ...]],
+                      force: str | None = None) -> Plan:
+        """Like `plan`, for concepts that an engine may name whole or only through their parts.
+
+        For each concept the first ready engine (preference order) that names it, or names every
+        one of its parts (recursively), does all of it: a group never mixes engines.
+        """
+        if force is not None and force not in self.engines:
+            raise InputError(f"engine {force!r} is not available here; choose from {', '.join(self.engines)}")
+        order = [force] if force else self.preference
+        readiness = _LazyReadiness(self.engines)
+        choices: list[Choice] = []
+        for concept in concepts:
+            considered: dict[str, str] = {}
+            chosen: tuple[str, list[str]] | None = None
+            for name in order:
+                structures = decompose(self.engines[name], concept, scan.modality, parts)
+                if structures is None:
+                    considered[name] = f"does not segment {concept} on {scan.modality.upper()}"
+                elif not readiness[name].ready:
+                    fix = f" ({readiness[name].fix})" if readiness[name].fix else ""
+                    considered[name] = f"could segment it but is not ready: {readiness[name].reason}{fix}"
+                elif chosen is None:
+                    chosen = (name, structures)
+                    considered[name] = "chosen" + (f" (as {', '.join(structures)})" if structures != [concept] else "")
+                else:
+                    considered[name] = "also able"
+            if chosen is None:
+                choices.append(Choice(concept, None, "no ready engine segments it on this modality", considered))
+                continue
+            reason = f"--engine {force}" if force else f"first ready engine in the preference order ({' > '.join(order)})"
+            choices += [Choice(s, chosen[0], reason, considered, concept) for s in chosen[1]]
         return Plan(scan.modality, choices)
 
     def run(self, scan: Scan, plan: Plan, options: SegmentOptions | None = None) -> tuple[list[Mask], list[RunLog]]:
@@ -123,12 +176,24 @@ class Router:
             logs.append(RunLog(engine_name, structures, time.perf_counter() - started, cached is not None,
                                engine.device(options.device)))
             by_name.update({m.name: m for m in masks})
-        return [by_name[c.structure] for c in plan.choices], logs
+        return [by_name[s] for s in dict.fromkeys(c.structure for c in plan.choices)], logs
 
     @staticmethod
     def _run_key(engine: Engine, options: SegmentOptions) -> str | None:
         identity = engine.cache_key()
         return None if identity is None else f"{identity}|fast={options.fast}|{options.extra.get('variant', '')}"
+
+
+class _LazyReadiness(dict):
+    """Asks an engine whether it is ready only when it could do the work: readiness may import torch."""
+
+    def __init__(self, engines: dict[str, Engine]):
+        super().__init__()
+        self.engines = engines
+
+    def __missing__(self, name: str):
+        self[name] = self.engines[name].readiness()
+        return self[name]
 
 
 def describe_unroutable(plan: Plan) -> str:

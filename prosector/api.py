@@ -184,3 +184,115 @@ def engine_table() -> list[dict]:
     rows.append({"name": "precomputed", "ready": True, "reason": "uses a segmentation you give with --seg",
                  "fix": "", "device": "cpu", "cost": "low", "vocabulary": {"ct": 0, "mr": 0}})
     return rows
+
+
+@dataclass
+class SegmentResult:
+    scan: Scan
+    masks: list[Mask]
+    measurements: list[Measurements]
+    out_dir: Path | None
+    structures: list[dict] = field(default_factory=list)   # resolved concepts, as `terms --json` shows them
+    outputs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+
+def segment(
+    image: str | Path,
+    text: str,
+    out_dir: str | Path | None = None,
+    *,
+    engine: str | None = None,
+    seg: str | Path | None = None,
+    class_map: str | Path | dict | None = None,
+    device: str = "auto",
+    fast: bool = False,
+    formats: str | list[str] | None = None,
+    statistics: bool = False,
+    report_path: str | Path | None = None,
+    modality: str | None = None,
+    series_uid: str | None = None,
+    box: str | None = None,
+    box_units: str = "voxel",
+    progress: Callable[[float, str], None] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> SegmentResult:
+    """`prosector segment`: free text -> masks on the scan's grid, measured; written when `out_dir` is given."""
+    from prosector.models.base import SegmentOptions
+    from prosector.segmenting import build_router, resolve_request, segment_scan
+
+    if out_dir is not None:
+        check_writable(Path(out_dir))
+    if report_path is not None:
+        check_writable(Path(report_path).parent)
+    if engine not in (None, "auto") and engine not in ENGINE_CHOICES:
+        raise InputError(f"unknown engine {engine!r}; choose from auto, {', '.join(ENGINE_CHOICES)}")
+    if engine == "precomputed" and seg is None:
+        raise InputError("--engine precomputed needs an existing segmentation: give it with --seg")
+    report = RunReport(command="segment")
+    timer = time.perf_counter()
+    scan = load_scan(image, modality=modality, series_uid=series_uid, require_3d=box is None)
+    report.seconds["load_scan"] = time.perf_counter() - timer
+    chosen_formats = parse_formats(formats, scan.provenance.format == "dicom") if out_dir is not None else []
+    if "dicom-seg" in chosen_formats and scan.provenance.format != "dicom":
+        raise InputError("DICOM SEG output needs a DICOM input series", path=image)
+    options = SegmentOptions(device=device, fast=fast, progress=progress)
+    if box is not None:
+        result = _segment_box(scan, text, box, box_units, options, announce)
+    else:
+        result = segment_scan(scan, text, router=build_router(seg=seg, class_map=class_map),
+                              engine=engine, options=options, announce=announce)
+    report.seconds.update(result.seconds)
+    report.inputs = {"scan": scan_summary(scan), "text": text, "segmentation": str(seg) if seg else None}
+    report.engine = {
+        "plan": result.plan.to_dict() if result.plan else None,
+        "runs": [vars(log) for log in result.logs],
+        "device": sorted({log.device for log in result.logs}),
+    }
+    report.warnings += list(scan.warnings) + result.warnings
+    from prosector.knowledge import load_tree
+
+    structures = result.resolution.to_dict(load_tree())["concepts"] if result.resolution else []
+    if out_dir is None:
+        measurements = [measure(m, scan) for m in result.masks]
+        return SegmentResult(scan, result.masks, measurements, None, structures, [], report.warnings, report.to_dict())
+    measurements = write_outputs(scan, result.masks, Path(out_dir), report, formats=chosen_formats,
+                                 statistics=statistics, report_path=Path(report_path) if report_path else None)
+    return SegmentResult(scan, result.masks, measurements, Path(out_dir), structures, report.outputs,
+                         report.warnings, report.to_dict())
+
+
+ENGINE_CHOICES = ("classical", "totalseg", "medsam", "precomputed", "sat")
+
+
+def _segment_box(scan: Scan, text: str, box: str, units: str, options, announce):
+    """A box prompt: the words name the structure, the box says where; LiteMedSAM draws it."""
+    from prosector.knowledge import load_tree
+    from prosector.models.medsam import MedSAMEngine
+    from prosector.models.medsam.prompt import parse_box
+    from prosector.models.router import Plan, RunLog
+    from prosector.segmenting import Segmentation, resolve_request
+
+    resolution = resolve_request(text, scan.modality) if not scan.is_2d else _resolve_any(text)
+    ids = list(dict.fromkeys(resolution.ids))
+    if len(ids) != 1:
+        raise InputError(f"a box prompt segments one structure; {text!r} names {len(ids)}")
+    engine = MedSAMEngine()
+    ready = engine.readiness()
+    if not ready.ready:
+        raise InputError(f"medsam is not ready: {ready.reason}", hint=ready.fix)
+    rect, z = parse_box(box, scan, units)
+    if announce:
+        announce(f"structure: {load_tree().get(ids[0]).name} [{ids[0]}]; engine medsam from box {box} ({units})")
+    started = time.perf_counter()
+    mask = engine.segment_box_3d(scan, rect, z, name=ids[0], device=options.device, progress=options.progress)
+    seconds = time.perf_counter() - started
+    log = RunLog("medsam", ids, seconds, False, engine.device(options.device))
+    return Segmentation(scan, resolution, Plan(scan.modality, []), [mask], [log], [], {"segment": seconds})
+
+
+def _resolve_any(text: str):
+    from prosector.segmenting import resolve_request
+
+    return resolve_request(text, "ct")

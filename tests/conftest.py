@@ -30,3 +30,22 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def totalseg_dir() -> Path:
     return TOTALSEG
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory):
+    """Every test run gets its own PROSECTOR_HOME and no TotalSegmentator setup of the machine's:
+    results never depend on caches or weights a previous run or the developer left behind."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("PROSECTOR_HOME", "TOTALSEG_HOME_DIR", "TOTALSEG_WEIGHTS_PATH", "PROSECTOR_LLM")}
+    home = tmp_path_factory.mktemp("prosector_home")
+    os.environ["PROSECTOR_HOME"] = str(home)
+    for key in ("TOTALSEG_HOME_DIR", "TOTALSEG_WEIGHTS_PATH", "PROSECTOR_LLM"):
+        os.environ.pop(key, None)
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -136,6 +136,7 @@ class _Pass:
         self.suggestions: list[str] = []
         self.question: str | None = None
         self.candidates: list[str] = []
+        self._pending_suggestions: list[tuple[str, Span]] = []   # suggested once sides are known
 
     # -- driver ---------------------------------------------------------------------------------
     def run(self) -> Resolution:
@@ -147,6 +148,9 @@ class _Pass:
         self._attach_ordinals()
         self._absorb_head_nouns()
         self._lesions()
+        self._part_nouns()
+        self._level_modifiers()
+        self._variants()
         self._procedures()
         self._part_of_merges()
         self._locatives()
@@ -270,7 +274,12 @@ class _Pass:
                 words = self.tokens[span.start:span.end]
                 phrase = " ".join([word] + words if side == "before" else words + [word])
                 hit = self.lex.nearest_phrase(phrase, cutoff=90)
-                if hit and len(hit[0]) > len(words):
+                keep = tuple(words)
+                if hit and len(hit[0]) == len(words) + 1 and (hit[0][1:] == keep if side == "before" else hit[0][:-1] == keep):
+                    from rapidfuzz import fuzz
+                    extra = hit[0][0] if side == "before" else hit[0][-1]
+                    if fuzz.ratio(extra, word) < 80 or word in self.lang.lesion_words:
+                        continue
                     span.entries = list(self.lex.lookup(hit[0]))
                     span.match, span.score = "fuzzy", hit[1] / 100.0
                     span.start, span.end = min(span.start, k), max(span.end, k + 1)
@@ -299,7 +308,7 @@ class _Pass:
             k = span.start - 1
             while k >= 0 and self.tokens[k] in _COORD:
                 k -= 1
-            if k < span.start - 1 and self._residual_word(k):
+            if k < span.start - 1 and 0 <= k and k not in self.used and self.tokens[k].isalpha() and not self._is_side(k):
                 entries = self.lex.lookup((self.tokens[k],) + tuple(words[1:]))
                 if entries:
                     self._add_span(k, k + 1, list(entries))
@@ -336,7 +345,9 @@ class _Pass:
             for other in self.spans:
                 if other is span or other.dropped or not (other.end == span.start or span.end == other.start):
                     continue
-                if all(self._contains(e.concept_id, o.concept_id) for e in span.entries for o in other.entries):
+                generic_vertebra = {e.concept_id for e in span.entries} <= {"vertebrae_body", "vertebrae"} and all(
+                    o.concept_id.startswith("vertebrae_") for o in other.entries)
+                if generic_vertebra or all(self._contains(e.concept_id, o.concept_id) for e in span.entries for o in other.entries):
                     span.dropped = "head noun of the structure next to it"
                     break
 
@@ -361,6 +372,12 @@ class _Pass:
             return int(self.tokens[k][1:])
         return None
 
+    def _numbers_at(self, k: int) -> list[int] | None:
+        if 0 <= k < len(self.tokens) and self.tokens[k].startswith("@nums:") and k not in self.used:
+            return [int(n) for n in self.tokens[k][6:].split("_")]
+        n = self._number_at(k)
+        return [n] if n is not None else None
+
     def _attach_ordinals(self):
         for span in list(self.spans):
             cids = [e.concept_id for e in span.entries]
@@ -369,22 +386,30 @@ class _Pass:
             k = span.start - 1
             while k >= 0 and self._is_side(k):
                 k -= 1
-            number, at = self._number_at(k), k
-            if number is None:
+            numbers, at = self._numbers_at(k), k
+            if numbers is None:
                 k = span.end
                 while k < len(self.tokens) and self._is_side(k):
                     k += 1
-                number, at = self._number_at(k), k
-            if number is None:
+                numbers, at = self._numbers_at(k), k
+            if numbers is None:
                 continue
             self.used.add(at)
-            picked = [Entry(d, "synonym", f"{e.text} {number}") for e in span.entries
-                      if (d := self.tree.descendant_with_ordinal(e.concept_id, number))]
-            if picked:
-                span.entries, span.match = picked, "rule"
+            picked, missing = [], []
+            for number in numbers:
+                found = [Entry(d, "synonym", f"{e.text} {number}") for e in span.entries
+                         if (d := self.tree.descendant_with_ordinal(e.concept_id, number))]
+                picked.extend(found[:1])
+                if not found:
+                    missing.append(number)
+            if picked and not missing:
+                span.entries, span.match = picked[:1], "rule"
+                for extra in picked[1:]:  # a run of numbers: one span each, same words and side
+                    self.spans.append(Span(span.start, span.end, [extra], match="rule", side_from=span))
             else:
                 span.dropped = "no such number"
-                self.unresolved.append(Unresolved(self._span_text(span) + f" {number}", f"there is no number {number}", None))
+                self.unresolved.append(Unresolved(self._span_text(span) + " " + " ".join(map(str, missing or numbers)),
+                                                  f"there is no number {', '.join(map(str, missing or numbers))}", None))
         # "ribs 11 and 12", "11th and 12th ribs": a bare number coordinated with a numbered span
         for k, tok in enumerate(self.tokens):
             number = self._number_at(k)
@@ -482,6 +507,58 @@ class _Pass:
                     return hit
         return None
 
+    def _part_nouns(self):
+        """'renal hilum', 'upper pole of the left kidney': a part without a class, not the whole structure."""
+        toks = self.tokens
+        for span in self.spans:
+            if span.dropped:
+                continue
+            part_at = None
+            if span.end < len(toks) and toks[span.end] in self.lang.part_nouns:
+                part_at = span.end
+            else:
+                k = span.start - 1
+                while k >= 0 and self._is_side(k):
+                    k -= 1
+                if k >= 1 and toks[k] in ("of", "in") and toks[k - 1] in self.lang.part_nouns:
+                    part_at = k - 1
+            if part_at is None:
+                continue
+            span.dropped = "part without a class"
+            self.used.add(part_at)
+            for other in self.spans:  # "bladder neck": the part noun may itself be a (region) name
+                if other is not span and other.start == part_at and other.end == part_at + 1:
+                    other.dropped = "part noun"
+            self.unresolved.append(Unresolved(f"{toks[part_at]} of {self._span_text(span)}",
+                                              "a part of the structure that no engine labels on its own", None))
+            e = self._best_entry(span)
+            if e:
+                self._pending_suggestions.append((e.concept_id, span))
+
+    def _level_modifiers(self):
+        """'L4 nerve root', 'L3 skeletal muscle': a vertebral level naming where another structure is."""
+        for span in self.spans:
+            if span.dropped or not all(e.concept_id.startswith("vertebrae_") for e in span.entries):
+                continue
+            nxt = [s for s in self.spans if s.start == span.end and not s.dropped]
+            if nxt and not any(e.concept_id.startswith(("vertebrae", "intervertebral")) for e in nxt[0].entries):
+                span.dropped = "level of another structure"
+
+    def _variants(self):
+        """'accessory spleen', 'ectopic kidney': a variant is not the structure the engines label."""
+        for span in self.spans:
+            k = span.start - 1
+            while k >= 0 and self._is_side(k):
+                k -= 1
+            if not span.dropped and k >= 0 and self.tokens[k] in self.lang.variant_words:
+                span.dropped = "variant"
+                self.used.add(k)
+                self.unresolved.append(Unresolved(f"{self.tokens[k]} {self._span_text(span)}",
+                                                  "an anatomical variant no engine labels", None))
+                e = self._best_entry(span)
+                if e:
+                    self._suggest(e.concept_id)
+
     def _procedures(self):
         for span in self.spans:
             if span.dropped or span.end >= len(self.tokens):
@@ -565,7 +642,8 @@ class _Pass:
                 continue
             # after: "kidney (R)", "adrenal gland, left", "femur on the patient's left side"
             k, walked = span.end, []
-            while k < len(toks) and len(walked) < 5 and (toks[k] in self.lang.side_fillers or toks[k] in self.lang.viewer_markers):
+            while k < len(toks) and len(walked) < 5 and (toks[k] in self.lang.side_fillers or toks[k] in self.lang.viewer_markers
+                                                         or (k in self.used and toks[k][:1] in "#@")):
                 walked.append(k)
                 k += 1
             if k < len(toks) and self._is_side(k) and k not in self.used:
@@ -595,7 +673,7 @@ class _Pass:
             if k in self.used or not self._is_side(k) or self.lang.side_of[tok] == "both":
                 continue
             nxt = toks[k + 1] if k + 1 < len(toks) else None
-            if nxt not in (None, "?", ".", "!", ";", ",", "one", "side", "hand") or not live:
+            if nxt not in (None, "?", ".", "!", ";", ",", "#1", "side", "hand") or not live:
                 continue
             if not any(toks[j] in ("than", "with", "vs", "versus", "to", "and", "or") for j in range(max(0, k - 3), k)):
                 continue
@@ -695,8 +773,12 @@ class _Pass:
 
     # -- decision ---------------------------------------------------------------------------------
     def _span_text(self, span: Span) -> str:
-        return " ".join(t for t in self.tokens[span.start:span.end] if not t.startswith("@")) or \
-            " ".join(t.split(":", 1)[-1] for t in self.tokens[span.start:span.end])
+        words = []
+        for t in self.tokens[span.start:span.end]:
+            if t.startswith("@"):
+                t = t.split(":", 1)[1].replace("_", "-") if not t.startswith("@id:") else t[4:]
+            words.append(t.lstrip("#"))
+        return " ".join(words) or " ".join(e.text for e in span.entries[:1])
 
     def _best_entry(self, span: Span) -> Entry | None:
         return min(span.entries, key=lambda e: _KIND_RANK[e.kind]) if span.entries else None
@@ -743,6 +825,8 @@ class _Pass:
         return covered[0][1]
 
     def _decide(self) -> Resolution:
+        for cid, span in self._pending_suggestions:
+            self._suggest(cid, span.side if span.side in ("left", "right") else None)
         included: list[tuple[str, Span]] = []
         excluded: set[str] = set()
         ambiguous: list[str] = []

@@ -24,6 +24,8 @@ _NOT_A_LEVEL_AFTER = r"(?!\s*(?:-\s*)?(?:weighted|w\b|wi\b|image|images|sequence
 _LEVEL = r"(th|c|t|d|l|s)\s?-?\s?(\d{1,2})"
 _RANGE_RE = re.compile(rf"\b{_LEVEL}\s*(?:-|to|through|until|/)\s*(?:(th|c|t|d|l|s)\s?-?\s?)?(\d{{1,2}})\b{_NOT_A_LEVEL_AFTER}")
 _SINGLE_RE = re.compile(rf"\b{_LEVEL}\b{_NOT_A_LEVEL_AFTER}")
+# "ribs 8 to 10", "segments 5-8": a run of numbers (vertebral level ranges are rewritten before this)
+_NUMBER_RANGE_RE = re.compile(r"\b(\d{1,2})\s*(?:-|to|through|until|thru)\s*(\d{1,2})\b")
 _TOKEN_RE = re.compile(r"@[a-z]+:[A-Za-z0-9_]+|[a-z0-9]+|[,;/+&()?.!:]")
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10, "xi": 11, "xii": 12}
 
@@ -40,6 +42,8 @@ class Language:
     clause_breaks: frozenset
     negations: frozenset
     lesion_words: frozenset
+    variant_words: frozenset
+    part_nouns: frozenset
     procedure_words: frozenset
     procedure_suffixes: tuple
     locative_prepositions: frozenset
@@ -65,7 +69,7 @@ def language() -> Language:
     return Language(
         side_of=side_of, viewer_markers=s("viewer_markers"), side_fillers=s("side_fillers"),
         conjunctions=s("conjunctions"), separators=s("separators"), clause_breaks=s("clause_breaks"),
-        negations=s("negations"), lesion_words=s("lesion_words"), procedure_words=s("procedure_words"),
+        negations=s("negations"), lesion_words=s("lesion_words"), variant_words=s("variant_words"), part_nouns=s("part_nouns"), procedure_words=s("procedure_words"),
         procedure_suffixes=tuple(data.get("procedure_suffixes", [])), locative_prepositions=s("locative_prepositions"),
         generic_heads=s("generic_heads"), context_markers=s("context_markers"), fillers=s("fillers"),
         spelling={str(k): str(v) for k, v in data.get("spelling", {}).items()},
@@ -139,7 +143,15 @@ def prepare(text: str, known_ids: frozenset = frozenset()) -> str:
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)  # left-sided, skull-stripping
     text = _RANGE_RE.sub(_expand_range, text)
     text = _SINGLE_RE.sub(_single_level, text)
+    text = _NUMBER_RANGE_RE.sub(_number_range, text)
     return text
+
+
+def _number_range(match: re.Match) -> str:
+    a, b = int(match.group(1)), int(match.group(2))
+    if not 0 < a < b <= 30:
+        return match.group(0)
+    return " @nums:" + "_".join(str(n) for n in range(a, b + 1)) + " "
 
 
 def tokenize(text: str, known_ids: frozenset = frozenset()) -> list[str]:

@@ -7,9 +7,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from conftest import TOTALSEG
+from conftest import DATA, TOTALSEG
 from prosector.errors import InputError
+from prosector.geometry import align_to_grid
 from prosector.io import load_scan
 from prosector.models.base import SegmentOptions
 from prosector.models.classical import STRUCTURES, ClassicalEngine
@@ -104,7 +106,7 @@ def test_adipose_tissue_agrees_with_totalsegmentator_tissue_types(tissue_masks):
     assert dice(tissue_masks["adipose_tissue"], sub | torso) >= 0.88   # measured 0.904
     assert dice(tissue_masks["subcutaneous_fat"], sub) >= 0.88          # measured 0.905
     assert dice(tissue_masks["torso_fat"], torso) >= 0.81               # measured 0.835
-    assert dice(tissue_masks["skeletal_muscle"], tissue("skeletal_muscle")) >= 0.76  # measured 0.791
+    assert dice(tissue_masks["skeletal_muscle"], tissue("skeletal_muscle")) >= 0.76  # measured 0.780
     # Subcutaneous and torso fat partition the adipose tissue.
     assert not np.logical_and(tissue_masks["subcutaneous_fat"], tissue_masks["torso_fat"]).any()
     assert np.array_equal(tissue_masks["subcutaneous_fat"] | tissue_masks["torso_fat"], tissue_masks["adipose_tissue"])
@@ -124,6 +126,27 @@ def test_body_holds_every_labelled_structure_and_not_the_table(ct, masks):
     assert table.sum() > 10000
     assert ct.grid.world(np.argwhere(table))[:, 1].mean() < ct.grid.world(np.argwhere(body))[:, 1].min() + 30
     assert not body[ct.data < -900].all() and ((ct.data < -900) & ~body).sum() > 0.2 * ct.data.size
+
+
+def test_thin_slice_dicom_series_in_lps(engine):
+    """A real 0.8 mm DICOM series (LPS, noisier than 3 mm): lung bases, manual spine, liver."""
+    folder = DATA / "dcmqi_ct3slice"
+    scan = load_scan(folder / "ct-3slice")
+    assert scan.orientation == "LPS"
+    got = {m.name: m.data for m in engine.segment(scan, ["lung_left", "lung_right", "bone", "adipose_tissue", "skeletal_muscle"])}
+    assert all(mask.shape == scan.data.shape for mask in got.values())
+    left_x = scan.grid.world(np.argwhere(got["lung_left"]))[:, 0]
+    right_x = scan.grid.world(np.argwhere(got["lung_right"]))[:, 0]
+    assert left_x.size > 10000 and right_x.size > 10000 and left_x.max() < right_x.min()
+    labels = {name: load_scan(folder / f"{name}_seg.nrrd") for name in ("spine", "liver")}
+    spine, liver = (align_to_grid(labels[n].data, labels[n].affine, scan.grid) > 0 for n in ("spine", "liver"))
+    assert np.logical_and(got["bone"], spine).sum() >= 0.88 * spine.sum()  # measured 0.92 of the manual spine
+    # Away from its (semi-automatic) edge the liver is neither fat nor muscle nor lung, despite the noise.
+    core = np.stack([ndimage.distance_transform_edt(liver[:, :, k], sampling=scan.spacing[:2]) > 5
+                     for k in range(liver.shape[2])], axis=-1)
+    assert np.logical_and(core, got["adipose_tissue"]).sum() <= 0.03 * core.sum()  # measured 0.015
+    assert np.logical_and(core, got["skeletal_muscle"]).sum() <= 0.01 * core.sum()
+    assert not np.logical_and(core, got["lung_left"] | got["lung_right"]).any()
 
 
 def reoriented(scan: Scan, axcodes: tuple[str, str, str]) -> Scan:

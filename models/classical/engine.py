@@ -15,8 +15,10 @@ from . import hu
 from .body import body_mask
 from .bone import bone_mask
 from .lungs import ChestAir, segment_chest_air
+from .noise import at_threshold_noise
 from .orientation import RasView
-from .tissue import Tissues, adipose_and_cavity, skeletal_muscle
+from .muscle import skeletal_muscle
+from .tissue import Tissues, adipose_and_cavity
 
 # Structure ids (TotalSegmentator's names where it has one) and their readable names.
 STRUCTURES = {
@@ -112,7 +114,7 @@ class _Workbench:
     def __init__(self, scan: Scan):
         data = scan.data[..., 0] if scan.data.ndim > 3 else scan.data
         self.view = RasView.of(np.asarray(scan.affine, float), data.shape)
-        self.hu = self.view.to_ras(_compact_hu(np.asarray(data)))
+        self.hu = at_threshold_noise(self.view.to_ras(_compact_hu(np.asarray(data))), self.view.spacing)
         self.notes: list[str] = []
 
     def structure(self, name: str) -> np.ndarray:

@@ -61,6 +61,16 @@ def erode(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray
     return depth_mm(mask, spacing) > radius_mm
 
 
+def within(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Voxels within `radius_mm` of the mask in-plane, then as far through-plane: a short cylinder
+    (cheaper than a ball, and at 3 mm voxels it reaches the same 18 neighbours but the corners)."""
+    near = dilate(mask, radius_mm, spacing)
+    reach = int(np.floor(radius_mm / float(spacing[2])))
+    if reach:
+        near = ndi.maximum_filter1d(near.view(np.uint8), size=2 * reach + 1, axis=2).view(bool)
+    return near
+
+
 def opening(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
     """Removes what is thinner than twice `radius_mm` in-plane."""
     return dilate(erode(mask, radius_mm, spacing), radius_mm, spacing)

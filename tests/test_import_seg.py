@@ -172,3 +172,36 @@ def test_failure_midway_leaves_nothing_behind(tmp_path):
     assert_clean_failure(run, "zz_broken.nii.gz")
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg"]
+
+
+DCMQI = TOTALSEG.parent / "dcmqi_ct3slice"
+
+
+def test_dicom_info_and_seg_round_trip_through_the_cli(tmp_path):
+    """The issue's DICOM checks, as a user runs them."""
+    import SimpleITK as sitk
+
+    info = cli("info", DCMQI / "ct-3slice", "--json")
+    assert info.code == 0, info.err
+    described = json.loads(info.out)
+    assert described["shape"] == [512, 512, 3] and described["modality"] == "ct"
+    assert described["dicom"]["series_instance_uid"] and described["dicom"]["instances"] == 3
+
+    out = tmp_path / "liver"
+    run = cli("import-seg", DCMQI / "ct-3slice", DCMQI / "liver.dcm", "-o", out)
+    assert run.code == 0, run.err
+    ours = np.asanyarray(nib.load(out / "liver.nii.gz").dataobj) > 0
+    # the reference NRRD, put into our voxel order (i, j, k) by SimpleITK's own geometry
+    ref_img = sitk.ReadImage(str(DCMQI / "liver_seg.nrrd"))
+    reference = sitk.GetArrayFromImage(ref_img).transpose(2, 1, 0) > 0
+    scan = load_scan(DCMQI / "ct-3slice")
+    lps = np.array(ref_img.TransformIndexToPhysicalPoint((0, 0, 0)))
+    assert np.allclose(scan.grid.world([0, 0, 0]), lps * [-1, -1, 1], atol=1e-3)
+    dice = 2 * (ours & reference).sum() / (ours.sum() + reference.sum())
+    assert dice >= 0.99
+
+    # the DICOM SEG we wrote reads back to the same voxels
+    again = tmp_path / "again"
+    run = cli("import-seg", DCMQI / "ct-3slice", out / "segmentation.dcm", "-o", again)
+    assert run.code == 0, run.err
+    assert np.array_equal(np.asanyarray(nib.load(again / "liver.nii.gz").dataobj) > 0, ours)

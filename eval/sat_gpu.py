@@ -2,6 +2,10 @@
 
     python eval/sat_gpu.py [--fixture DIR] [--queries 16] [--skip-pro]
 
+--fixture: a folder with the parity files (mini: checkpoint.pth, input.npy, queries.npy,
+expected_logits.npy; full size: ct_preprocessed.npy, full_size_queries.npy and the two
+expected_logits_{subsampled_s4,crop}.npy), flat, as copied into .gpu_fixture/ for a GPU machine.
+
 SAT-Nano widths with random init (the real weights cannot be had offline; cost does not depend
 on their values). The goal (issue 5): a 512x512x300 CT within 8 GB of GPU memory; the reference
 needs 24 GB for Nano. Prints one JSON object per measurement and writes all to $OUT/sat_gpu.json.
@@ -58,6 +62,34 @@ def parity(fixture: Path, dev: torch.device) -> None:
                 "mask_agreement": float(((logits > 0) == (expected > 0)).mean())})
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def full_size_parity(fixture: Path, dev: torch.device) -> None:
+    """Real Nano widths at 288x288x96 with the fixture's recipe weights (the reference took 212 s on CPU)."""
+    from prosector.models.sat.recipe import recipe_state_dict
+
+    model = SatModel(CONFIGS["nano"]).eval()
+    model.load_state_dict(recipe_state_dict(model))
+    model = model.to(dev)
+    raw = np.load(fixture / "ct_preprocessed.npy")
+    x = np.zeros((1, 1, 288, 288, 96), np.float32)
+    x[0, :, : raw.shape[1], : raw.shape[2], : raw.shape[3]] = raw
+    x = torch.from_numpy(np.repeat(x, 3, axis=1)).to(dev)
+    q = torch.from_numpy(np.load(fixture / "full_size_queries.npy")).to(dev)
+    sub, crop = np.load(fixture / "expected_logits_subsampled_s4.npy"), np.load(fixture / "expected_logits_crop.npy")
+    for label, ctx in (("fp32", torch.autocast("cuda", enabled=False)), ("bf16 autocast", autocast_for(dev))):
+        torch.backends.cudnn.allow_tf32 = False
+        with torch.inference_mode(), ctx:
+            logits = model(x, q).float()
+        ours_sub = logits[:, :, ::4, ::4, ::4].cpu().numpy()
+        ours_crop = logits[:, :, 64:96, 48:80, 24:40].cpu().numpy()
+        report({"measure": "parity_full_size_nano", "precision": label,
+                "max_abs_subsampled": float(np.abs(ours_sub - sub).max()), "mean_abs_subsampled": float(np.abs(ours_sub - sub).mean()),
+                "max_abs_crop": float(np.abs(ours_crop - crop).max()), "mask_agreement": float(((ours_sub > 0) == (sub > 0)).mean())})
+        del logits
+    torch.backends.cudnn.allow_tf32 = True
+    del model
+    torch.cuda.empty_cache()
 
 
 def tile_cost(variant: str, dev: torch.device, n_queries: int, precision: str) -> None:
@@ -122,6 +154,8 @@ def main() -> None:
             "bf16": torch.cuda.is_bf16_supported(), "cpus": os.cpu_count()})
     if args.fixture is not None and (args.fixture / "checkpoint.pth").is_file():
         parity(args.fixture, dev)
+    if args.fixture is not None and (args.fixture / "full_size_queries.npy").is_file():
+        full_size_parity(args.fixture, dev)
     tile_cost("nano", dev, args.queries, "bf16")
     tile_cost("nano", dev, args.queries, "fp32")
     whole_ct(dev, args.queries, (0.8, 0.8, 1.5))

@@ -94,3 +94,12 @@ def test_fast_way_back_equals_full_resampling(name):
     fast = separable_linear(prob, np.diag(a)[:3], a[:3, 3], prepared.orientation.target.shape)
     np.testing.assert_allclose(fast, full, atol=1e-6, rtol=0)
     assert ((fast > 0) == (full > 0)).all()
+    torch = pytest.importorskip("torch")
+    from prosector.models.sat.preprocess import separable_linear_torch
+
+    # The GPU path (here run on CPU tensors) is the same arithmetic in torch.
+    on_device = separable_linear_torch(torch.from_numpy(prob), np.diag(a)[:3], a[:3, 3], prepared.orientation.target.shape)
+    np.testing.assert_allclose(on_device.numpy(), full, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(
+        prepared.to_scan_grid(torch.from_numpy(prob)), prepared.to_scan_grid(prob)
+    )

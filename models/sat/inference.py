@@ -1,8 +1,9 @@
 """Sliding-window SAT inference on a prepared volume, with memory that stays bounded.
 
 The backbone runs once per tile; queries are decoded in chunks against that tile's tokens.
-Probabilities (not logits) are Gaussian-weighted and accumulated per class on the CPU, in
-float32 or, when that would be large, float16; the weight sum is shared by all classes.
+Probabilities (not logits) are Gaussian-weighted and accumulated per class: on the GPU when
+that fits a fixed budget, else on the CPU in float32 or, when that would be large, float16.
+The weight sum is shared by all classes.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from .tiling import gaussian_weights, tiles
 
 # Above this many bytes of float32 accumulators, accumulate in float16 (values stay <= ~100).
 FLOAT32_ACCUMULATOR_LIMIT = 2 << 30
+# On a GPU, accumulators up to this size stay on the device (no per-tile copies to the host).
+GPU_ACCUMULATOR_LIMIT = 2 << 30
 # Logit elements decoded at once per tile: bounds the (chunk, H, W, D) probability block.
 LOGIT_ELEMENTS_PER_CHUNK = 96 * 2**20
 
@@ -45,11 +48,14 @@ def autocast_for(device: torch.device):
 class Accumulated:
     """Gaussian-weighted probability sums per class and the shared weight sum."""
 
-    weighted: np.ndarray   # (N, H, W, D), float32 or float16
-    weight: np.ndarray     # (H, W, D), float32
+    weighted: np.ndarray   # (N, H, W, D), float32 or float16 (a torch tensor if kept on the GPU)
+    weight: np.ndarray     # (H, W, D), float32 (likewise)
     tiles: int = 0
 
-    def probability(self, index: int) -> np.ndarray:
+    def probability(self, index: int):
+        """Class `index`'s probability map: numpy, or a torch tensor where the sums stayed on the GPU."""
+        if isinstance(self.weighted, torch.Tensor):
+            return self.weighted[index] / self.weight
         return self.weighted[index].astype(np.float32) / self.weight
 
 
@@ -72,9 +78,14 @@ def sliding_window(
     model = model.to(device).eval()
     n = int(queries.shape[0])
     voxels = int(np.prod(volume.shape))
-    acc_dtype = np.float32 if n * voxels * 4 <= FLOAT32_ACCUMULATOR_LIMIT else np.float16
-    weighted = np.zeros((n,) + tuple(volume.shape), dtype=acc_dtype)
-    weight = np.zeros(volume.shape, dtype=np.float32)
+    on_device = device.type == "cuda" and n * voxels * 4 <= min(GPU_ACCUMULATOR_LIMIT, torch.cuda.mem_get_info(device)[0] // 4)
+    if on_device:
+        weighted = torch.zeros((n,) + tuple(volume.shape), dtype=torch.float32, device=device)
+        weight = torch.zeros(volume.shape, dtype=torch.float32, device=device)
+    else:
+        acc_dtype = np.float32 if n * voxels * 4 <= FLOAT32_ACCUMULATOR_LIMIT else np.float16
+        weighted = np.zeros((n,) + tuple(volume.shape), dtype=acc_dtype)
+        weight = np.zeros(volume.shape, dtype=np.float32)
     chunk = max_queries or max(1, LOGIT_ELEMENTS_PER_CHUNK // int(np.prod(patch)))
     g_full = torch.from_numpy(gaussian_weights(patch).astype(np.float32)).to(device)
     queries = queries.to(device=device, dtype=torch.float32)
@@ -93,10 +104,13 @@ def sliding_window(
             for start in range(0, n, chunk):
                 kernels = model.mask_kernels(queries[start : start + chunk], tokens)
                 prob = torch.sigmoid(model.logits(per_pixel, kernels)[0].float()).mul_(g)
-                weighted[(slice(start, start + chunk),) + box] += prob.cpu().numpy().astype(acc_dtype, copy=False)
+                if on_device:
+                    weighted[(slice(start, start + chunk),) + box] += prob
+                else:
+                    weighted[(slice(start, start + chunk),) + box] += prob.cpu().numpy().astype(acc_dtype, copy=False)
                 del prob
             del per_pixel, tokens
-        weight[box] += g.cpu().numpy()
+        weight[box] += g if on_device else g.cpu().numpy()
         if progress is not None:
             progress((t + 1) / len(boxes), f"SAT tile {t + 1}/{len(boxes)}")
     return Accumulated(weighted, weight, len(boxes))

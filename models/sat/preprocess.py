@@ -79,12 +79,17 @@ class Prepared:
         Probabilities are interpolated linearly at the scan's voxel centres (0 outside the crop,
         where SAT never looked) and thresholded there: no nearest-neighbour staircase.
         """
-        probability = probability.astype(np.float32, copy=False)
         to_source = np.linalg.inv(self.crop.target.affine) @ self.orientation.target.affine
-        if np.allclose(to_source[:3, :3], np.diag(np.diag(to_source[:3, :3])), atol=1e-9):
-            on_ras = separable_linear(probability, np.diag(to_source)[:3], to_source[:3, 3], self.orientation.target.shape)
-        else:  # not reachable with SAT's own views, kept for safety
-            on_ras = resample_onto(probability, self.crop.target, self.orientation.target, order=1, edge="constant")
+        if not np.allclose(to_source[:3, :3], np.diag(np.diag(to_source[:3, :3])), atol=1e-9):
+            # Not reachable with SAT's own views (they only scale and shift axes); kept for safety.
+            probability = probability.cpu().numpy() if hasattr(probability, "cpu") else probability
+            on_ras = resample_onto(probability.astype(np.float32), self.crop.target, self.orientation.target, order=1, edge="constant")
+            return self.orientation.inverse(on_ras > threshold)
+        scale, offset, shape = np.diag(to_source)[:3], to_source[:3, 3], self.orientation.target.shape
+        if hasattr(probability, "cpu"):  # a torch tensor (on the GPU): interpolate there, bring back booleans
+            inside = separable_linear_torch(probability.float(), scale, offset, shape) > threshold
+            return self.orientation.inverse(inside.cpu().numpy())
+        on_ras = separable_linear(probability.astype(np.float32, copy=False), scale, offset, shape)
         return self.orientation.inverse(on_ras > threshold)
 
 
@@ -98,20 +103,49 @@ def separable_linear(data: np.ndarray, scale, offset, shape) -> np.ndarray:
     out = np.zeros(tuple(int(n) for n in shape), dtype=np.float32)
     block, where = data, []
     for axis in range(3):
-        n = data.shape[axis]
-        coords = np.arange(shape[axis]) * float(scale[axis]) + float(offset[axis])
-        inside = np.flatnonzero((coords >= -1e-6) & (coords <= n - 1 + 1e-6))
-        if inside.size == 0:
+        stencil = _axis_stencil(data.shape[axis], int(shape[axis]), scale[axis], offset[axis])
+        if stencil is None:
             return out
-        where.append(slice(int(inside[0]), int(inside[-1]) + 1))
-        c = np.clip(coords[where[-1]], 0, n - 1)
-        i0 = np.minimum(np.floor(c).astype(np.intp), max(n - 2, 0))
-        w = (c - i0).astype(np.float32)
-        i1 = np.minimum(i0 + 1, n - 1)
-        shape_w = [1, 1, 1]
-        shape_w[axis] = -1
-        w = w.reshape(shape_w)
+        box, i0, i1, w = stencil
+        where.append(box)
+        view = [1, 1, 1]
+        view[axis] = -1
+        w = w.reshape(view)
         block = np.take(block, i0, axis=axis) * (1 - w) + np.take(block, i1, axis=axis) * w
+    out[tuple(where)] = block
+    return out
+
+
+def _axis_stencil(n: int, m: int, scale: float, offset: float):
+    """Where output positions 0..m-1 fall in an axis of n: the reachable range, i0, i1 and weights."""
+    coords = np.arange(m) * float(scale) + float(offset)
+    inside = np.flatnonzero((coords >= -1e-6) & (coords <= n - 1 + 1e-6))
+    if inside.size == 0:
+        return None
+    c = np.clip(coords[inside[0] : inside[-1] + 1], 0, n - 1)
+    i0 = np.minimum(np.floor(c).astype(np.intp), max(n - 2, 0))
+    return slice(int(inside[0]), int(inside[-1]) + 1), i0, np.minimum(i0 + 1, n - 1), (c - i0).astype(np.float32)
+
+
+def separable_linear_torch(data, scale, offset, shape):
+    """`separable_linear` for a torch tensor, on its device (the GPU path of SAT's way back)."""
+    import torch
+
+    out = torch.zeros(tuple(int(n) for n in shape), dtype=torch.float32, device=data.device)
+    block, where = data, []
+    for axis in range(3):
+        stencil = _axis_stencil(data.shape[axis], int(shape[axis]), scale[axis], offset[axis])
+        if stencil is None:
+            return out
+        box, i0, i1, w = stencil
+        where.append(box)
+        view = [1, 1, 1]
+        view[axis] = -1
+        w = torch.from_numpy(w).to(data.device).view(view)
+        lo = block.index_select(axis, torch.from_numpy(i0).to(data.device))
+        hi = block.index_select(axis, torch.from_numpy(i1).to(data.device))
+        block = torch.lerp(lo, hi, w)
+        del lo, hi
     out[tuple(where)] = block
     return out
 

@@ -60,9 +60,14 @@ class ConvNormAct(nn.Module):
 
 def instance_norm_(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
     """InstanceNorm3d (affine, per-instance statistics) in place: no second full-size tensor."""
-    var, mean = torch.var_mean(x, dim=(2, 3, 4), keepdim=True, correction=0)
-    scale = weight.view(1, -1, 1, 1, 1) * torch.rsqrt(var + eps)
-    return x.sub_(mean).mul_(scale.to(x.dtype)).add_(bias.view(1, -1, 1, 1, 1).to(x.dtype))
+    if x.dtype == torch.float32:
+        var, mean = torch.var_mean(x, dim=(2, 3, 4), keepdim=True, correction=0)
+    else:  # bf16/fp16 statistics lose digits: take them in float32, a few channels at a time
+        parts = [torch.var_mean(x[:, c : c + 8].float(), dim=(2, 3, 4), keepdim=True, correction=0) for c in range(0, x.shape[1], 8)]
+        var, mean = torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+    scale = weight.float().view(1, -1, 1, 1, 1) * torch.rsqrt(var + eps)
+    shift = bias.float().view(1, -1, 1, 1, 1) - mean * scale
+    return x.mul_(scale.to(x.dtype)).add_(shift.to(x.dtype))
 
 
 class ConvStack(nn.Module):

@@ -150,6 +150,4 @@ class _Workbench:
 
     @cached_property
     def muscle(self) -> np.ndarray:
-        shape = self.hu.shape
-        return skeletal_muscle(self.hu, self.tissues, self.bone, self.view.spacing,
-                               self.view.world(0, shape), self.chest.midline_x_mm, self.view.world(1, shape))
+        return skeletal_muscle(self.hu, self.tissues, self.bone, self.view, self.chest.midline_x_mm)

@@ -15,20 +15,31 @@ IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
 IN_PLANE[:, :, 1] = ndi.generate_binary_structure(2, 1)
 
 
+def axial_slices(array: np.ndarray) -> np.ndarray:
+    """A copy with the axial slices first and each one contiguous: per-slice loops read a
+    strided slice of the RAS array several times slower."""
+    return np.ascontiguousarray(np.moveaxis(array, 2, 0))
+
+
+def from_axial_slices(array: np.ndarray) -> np.ndarray:
+    """The inverse of `axial_slices`."""
+    return np.ascontiguousarray(np.moveaxis(array, 0, 2))
+
+
 def depth_mm(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """Per axial slice, each mask voxel's in-plane distance (mm) to the nearest voxel outside it.
 
     A slice that is all mask has no outside in view: its depth is infinite.
     """
-    out = np.zeros(mask.shape, dtype=np.float32)
+    planes = axial_slices(mask)
+    out = np.zeros(planes.shape, dtype=np.float32)
     sampling = (float(spacing[0]), float(spacing[1]))
-    for k in range(mask.shape[2]):
-        plane = mask[:, :, k]
+    for k, plane in enumerate(planes):
         if plane.all():
-            out[:, :, k] = np.inf
+            out[k] = np.inf
         elif plane.any():
-            out[:, :, k] = ndi.distance_transform_edt(plane, sampling=sampling)
-    return out
+            out[k] = ndi.distance_transform_edt(plane, sampling=sampling)
+    return from_axial_slices(out)
 
 
 # Disks up to this radius (voxels) run as structuring elements: faster than a transform per slice.
@@ -82,8 +93,18 @@ def closing(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarr
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    """Fill what each axial slice encloses (lungs, bowel, marrow), never across slices."""
-    return ndi.binary_fill_holes(mask, structure=IN_PLANE)
+    """Fill what each axial slice encloses (lungs, bowel, marrow), never across slices.
+
+    The same as binary_fill_holes with in-plane connectivity, by one labelling of the background
+    instead of an iterated dilation (several times faster on clinical-size CT).
+    """
+    background, count = ndi.label(~mask, structure=IN_PLANE)
+    edges = np.concatenate([background[0].ravel(), background[-1].ravel(),
+                            background[:, 0].ravel(), background[:, -1].ravel()])
+    reaches_edge = np.zeros(count + 1, dtype=bool)
+    reaches_edge[edges] = True
+    reaches_edge[0] = False
+    return ~reaches_edge[background]
 
 
 def components_by_size(mask: np.ndarray, structure: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

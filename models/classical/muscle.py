@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hu
-from .morphology import depth_mm
+from .morphology import axial_slices, depth_mm, from_axial_slices
+from .orientation import RasView
 from .tissue import Tissues
 
 # Muscle of the trunk wall lies within this depth of the cavity's edge: the edge already runs
@@ -32,38 +33,41 @@ PSOAS_HALF_WIDTH_MM = 55.0
 SHADOW_DIRECTIONS = 360
 
 
-def skeletal_muscle(ras_hu: np.ndarray, tissues: Tissues, bone: np.ndarray, spacing: np.ndarray,
-                    world_x: np.ndarray, midline_x: float, world_y: np.ndarray) -> np.ndarray:
+def skeletal_muscle(ras_hu: np.ndarray, tissues: Tissues, bone: np.ndarray, view: RasView,
+                    midline_x: float) -> np.ndarray:
     """Muscle-range voxels of the trunk wall: a band under the cavity's edge, the paraspinal and
     psoas regions, the shadow of the ribs and pelvis, and the thick tissue embedded in the
     subcutaneous layer (latissimus, serratus, pectoral)."""
     muscle_hu = (ras_hu >= hu.MUSCLE_MIN) & (ras_hu <= hu.MUSCLE_MAX) & ~bone
     cavity = tissues.cavity
-    band = depth_mm(cavity, spacing) <= WALL_DEPTH_MM
-    spine = _around_spine(bone, cavity, world_x, midline_x, world_y)
-    shadow = _behind_bone(bone, cavity, world_x, world_y)
-    inside = cavity & (band | spine.muscle | shadow)
+    band = depth_mm(cavity, view.spacing) <= WALL_DEPTH_MM
+    # Per-slice geometry runs on slice-first copies (see morphology.axial_slices).
+    bone_planes, cavity_planes = axial_slices(bone), axial_slices(cavity)
+    spine = _around_spine(bone_planes, cavity_planes, view, midline_x)
+    shadow = from_axial_slices(_behind_bone(bone_planes, cavity_planes, view))
+    inside = cavity & (band | from_axial_slices(spine.muscle) | shadow)
     outside = tissues.thick & ~cavity
-    return muscle_hu & (inside | outside) & ~spine.canal
+    return muscle_hu & (inside | outside) & ~from_axial_slices(spine.canal)
 
 
 @dataclass
 class _SpineRegions:
+    """Slice-first masks (axial slice index first)."""
+
     muscle: np.ndarray   # paraspinal muscles and psoas
     canal: np.ndarray    # the spinal canal: cord and CSF in the muscle HU range
 
 
-def _around_spine(bone: np.ndarray, cavity: np.ndarray, world_x: np.ndarray, midline_x: float,
-                  world_y: np.ndarray) -> _SpineRegions:
+def _around_spine(bone: np.ndarray, cavity: np.ndarray, view: RasView, midline_x: float) -> _SpineRegions:
     """Per slice: the paraspinal muscles behind the spine's centre (off its canal) and the psoas
     beside the vertebral body (off the disc), as far forward as the body's front edge."""
-    spine = bone & (np.abs(world_x - midline_x) <= SPINE_HALF_WIDTH_MM)
     regions = _SpineRegions(*(np.zeros(bone.shape, dtype=bool) for _ in range(2)))
-    for k in np.flatnonzero(spine.any(axis=(0, 1)) & cavity.any(axis=(0, 1))):
-        x, y = world_x[:, :, k], world_y[:, :, k]
-        # The spine is in the back half of the trunk; midline bone in front is the pubis or sternum.
-        centre_y = float(np.mean(y[cavity[:, :, k]]))
-        spine_here = spine[:, :, k] & (y < centre_y)
+    for k in np.flatnonzero(bone.any(axis=(1, 2)) & cavity.any(axis=(1, 2))):
+        x, y = view.plane(0, k, bone.shape[1:]), view.plane(1, k, bone.shape[1:])
+        # The spine is bone near the midline in the back half of the trunk; midline bone in front
+        # is the pubis or sternum.
+        centre_y = float(np.mean(y[cavity[k]]))
+        spine_here = bone[k] & (np.abs(x - midline_x) <= SPINE_HALF_WIDTH_MM) & (y < centre_y)
         if not spine_here.any():
             continue
         # The spine's own centre, not the body's: a rotated patient keeps the canal on the spine.
@@ -74,24 +78,25 @@ def _around_spine(bone: np.ndarray, cavity: np.ndarray, world_x: np.ndarray, mid
         canal = (off_centre <= SPINAL_CANAL_HALF_WIDTH_MM) & (y >= spine_y - SPINAL_CANAL_DEPTH_MM) & (y <= front_y)
         paraspinal = (y < spine_y) & (off_centre <= PARASPINAL_HALF_WIDTH_MM) & ~canal
         psoas = (y >= spine_y) & (y <= front_y) & (off_centre > VERTEBRAL_BODY_HALF_WIDTH_MM) & (off_centre <= PSOAS_HALF_WIDTH_MM)
-        regions.muscle[:, :, k] = paraspinal | psoas
-        regions.canal[:, :, k] = canal
+        regions.muscle[k] = paraspinal | psoas
+        regions.canal[k] = canal
     return regions
 
 
-def _behind_bone(bone: np.ndarray, cavity: np.ndarray, world_x: np.ndarray, world_y: np.ndarray) -> np.ndarray:
+def _behind_bone(bone: np.ndarray, cavity: np.ndarray, view: RasView) -> np.ndarray:
     """Per slice, the bone's shadow seen from the trunk's centre: what lies farther out than the
     nearest bone in the same direction. Glutei behind the iliac wings, paraspinal muscle behind
-    the spine, chest-wall muscle outside the ribs fall in it; organs inside the ring do not."""
+    the spine, chest-wall muscle outside the ribs fall in it; organs inside the ring do not.
+    Slice-first in and out."""
     region = np.zeros(bone.shape, dtype=bool)
-    for k in np.flatnonzero(bone.any(axis=(0, 1)) & cavity.any(axis=(0, 1))):
-        x, y = world_x[:, :, k], world_y[:, :, k]
-        inside = cavity[:, :, k]
+    for k in np.flatnonzero(bone.any(axis=(1, 2)) & cavity.any(axis=(1, 2))):
+        x, y = view.plane(0, k, bone.shape[1:]), view.plane(1, k, bone.shape[1:])
+        inside = cavity[k]
         dx, dy = x - float(np.mean(x[inside])), y - float(np.mean(y[inside]))
         radius = np.hypot(dx, dy)
         direction = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * SHADOW_DIRECTIONS).astype(int) % SHADOW_DIRECTIONS
         nearest_bone = np.full(SHADOW_DIRECTIONS, np.inf)
-        here = bone[:, :, k]
+        here = bone[k]
         np.minimum.at(nearest_bone, direction[here], radius[here])
-        region[:, :, k] = (radius > nearest_bone[direction]) & ~here
+        region[k] = (radius > nearest_bone[direction]) & ~here
     return region

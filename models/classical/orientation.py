@@ -46,6 +46,12 @@ class RasView:
         return (a[axis, 0] * i[:, None, None] + a[axis, 1] * j[None, :, None]
                 + a[axis, 2] * k[None, None, :] + a[axis, 3])
 
+    def plane(self, axis: int, k: int, shape: tuple[int, ...]) -> np.ndarray:
+        """World coordinate `axis` (mm) of every voxel of axial slice `k` of a RAS-view array."""
+        i, j = (np.arange(n, dtype=np.float32) for n in shape[:2])
+        a = self.affine.astype(np.float32)
+        return a[axis, 0] * i[:, None] + a[axis, 1] * j[None, :] + (a[axis, 2] * k + a[axis, 3])
+
     def world_x(self, shape: tuple[int, int, int]) -> np.ndarray:
         """World x (mm, + toward the patient's right) of every voxel of a RAS-view array."""
         return self.world(0, shape)

@@ -84,11 +84,16 @@ def _midline_x(body: np.ndarray, lungs: np.ndarray, view: RasView) -> float:
     """World x of the patient's midline: the body's mean x over the slices that hold lung."""
     slices = np.flatnonzero(lungs.any(axis=(0, 1)))
     part = body[:, :, slices] if slices.size else body
-    if not part.any():
+    total = int(part.sum())
+    if total == 0:
         return 0.0
-    i, j, k = np.nonzero(part)
-    k = slices[k] if slices.size else k
-    return float(np.mean(view.affine[0, :3] @ np.vstack([i, j, k]) + view.affine[0, 3]))
+    # World x is affine in (i, j, k): its mean is the affine of the mean indices, got from
+    # per-axis counts rather than a list of every body voxel.
+    k_index = slices if slices.size else np.arange(body.shape[2])
+    mean_index = [float(part.sum(axis=(1, 2)) @ np.arange(body.shape[0])) / total,
+                  float(part.sum(axis=(0, 2)) @ np.arange(body.shape[1])) / total,
+                  float(part.sum(axis=(0, 1)) @ k_index) / total]
+    return float(view.affine[0, :3] @ np.array(mean_index) + view.affine[0, 3])
 
 
 def _split_left_right(lungs: np.ndarray, view: RasView, midline: float,
@@ -97,10 +102,9 @@ def _split_left_right(lungs: np.ndarray, view: RasView, midline: float,
     left = np.zeros(lungs.shape, dtype=bool)
     right = np.zeros(lungs.shape, dtype=bool)
     labels, _ = components_by_size(lungs)
-    world_x = view.world_x(lungs.shape)
     for index, box in enumerate(ndi.find_objects(labels)):
         region = labels[box] == index + 1
-        is_left = world_x[box] < midline
+        is_left = view.world_in(0, box) < midline
         share_left = float(np.mean(is_left[region]))
         if share_left >= ONE_SIDE_SHARE:
             left[box] |= region
@@ -173,7 +177,7 @@ def _trachea_seed(ras_hu: np.ndarray, body: np.ndarray, lungs: np.ndarray, view:
     depth = int(round(TRACHEA_SEARCH_DEPTH_MM / view.spacing[2]))
     top = int(lung_slices[-1])
     for k in range(top, max(top - depth, int(lung_slices[0])) - 1, -1):
-        world_x = view.world_x((body.shape[0], body.shape[1], 1))[:, :, 0] + view.affine[0, 2] * k
+        world_x = view.plane(0, k, body.shape)
         lung_x = world_x[lungs[:, :, k]]
         if lung_x.size == 0 or lung_x.min() >= midline or lung_x.max() <= midline:
             continue

@@ -1,7 +1,7 @@
 """The RAS view the classical engine works on, with world coordinates of its voxels.
 
 The reorientation itself is prosector.geometry's OrientationView (exact both ways); this adds
-what the segmenters ask of it: voxel sizes along the RAS axes and world x/y of every voxel.
+what the segmenters ask of it: voxel sizes along the RAS axes and world coordinates of voxels.
 """
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ class RasView:
         """The exact inverse of `to_ras`: back onto the scan's own axis order."""
         return self.orientation.inverse(array)
 
-    def world(self, axis: int, shape: tuple[int, int, int]) -> np.ndarray:
-        """World coordinate `axis` (0 x, 1 y, 2 z; mm, RAS+) of every voxel of a RAS-view array."""
-        i, j, k = (np.arange(n, dtype=np.float32) for n in shape)
+    def world_in(self, axis: int, box: tuple[slice, slice, slice]) -> np.ndarray:
+        """World coordinate `axis` (mm) of every voxel in `box` (slices of a RAS-view array)."""
+        i, j, k = (np.arange(b.start, b.stop, dtype=np.float32) for b in box)
         a = self.affine.astype(np.float32)
         return (a[axis, 0] * i[:, None, None] + a[axis, 1] * j[None, :, None]
                 + a[axis, 2] * k[None, None, :] + a[axis, 3])
@@ -51,7 +51,3 @@ class RasView:
         i, j = (np.arange(n, dtype=np.float32) for n in shape[:2])
         a = self.affine.astype(np.float32)
         return a[axis, 0] * i[:, None] + a[axis, 1] * j[None, :] + (a[axis, 2] * k + a[axis, 3])
-
-    def world_x(self, shape: tuple[int, int, int]) -> np.ndarray:
-        """World x (mm, + toward the patient's right) of every voxel of a RAS-view array."""
-        return self.world(0, shape)

@@ -71,8 +71,8 @@ def test_every_mask_lies_on_the_input_grid_with_provenance(ct, masks):
         assert mask.data.shape == ct.data.shape[:3] and mask.data.dtype == bool
         assert mask.engine == "classical"
         assert mask.provenance["seconds"] >= 0
-        assert mask.provenance["thresholds_hu"]["fat_min"] == -190
-        assert mask.provenance["thresholds_hu"]["fat_max"] == -30
+        assert mask.provenance["thresholds"]["fat_min"] == -190
+        assert mask.provenance["thresholds"]["fat_max"] == -30
 
 
 def test_lungs_agree_with_totalsegmentator_lobes_and_exclude_bowel_gas(masks):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from . import hu
 from .morphology import components_by_size, fill_holes_per_slice, opening
 

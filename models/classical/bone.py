@@ -15,6 +15,7 @@ MIN_BONE_ML = 0.5
 
 
 def bone_mask(ras_hu: np.ndarray, body: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Bool mask of bone on the RAS view: cortex, trabecular bone and enclosed marrow."""
     # Hysteresis: trabecular bone at 3 mm averages 100-200 HU, like nothing else unenhanced, but
     # only counts where it touches a core above BONE_MIN that no soft tissue reaches.
     candidate = (ras_hu > hu.BONE_TRABECULAR_MIN) & body

@@ -15,7 +15,7 @@ from . import hu
 from .body import body_mask
 from .bone import bone_mask
 from .lungs import ChestAir, segment_chest_air
-from .noise import at_threshold_noise
+from .noise import at_threshold_noise, smoothing_sigma_voxels
 from .orientation import RasView
 from .muscle import skeletal_muscle
 from .tissue import Tissues, adipose_and_cavity
@@ -69,7 +69,9 @@ class ClassicalEngine(Engine):
                     "device": "cpu",
                     # Intermediates (body, cavity) are shared: a later structure can take 0 s.
                     "seconds_this_structure": round(time.perf_counter() - step, 3),
-                    "thresholds_hu": hu.as_provenance(),
+                    "thresholds": hu.as_provenance(),
+                    # Thin-slice input is smoothed to the thresholds' noise level (classical.noise).
+                    "smoothing_sigma_voxels": [round(float(v), 3) for v in smoothing_sigma_voxels(work.view.spacing)],
                     "orientation": scan.orientation,
                 },
             ))

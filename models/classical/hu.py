@@ -51,5 +51,5 @@ BONE_TRABECULAR_MIN = 100
 
 
 def as_provenance() -> dict[str, float | tuple[int, ...]]:
-    """Every threshold by name, for the masks' provenance."""
+    """Every threshold by name (HU, and the shares and volumes that go with them), for provenance."""
     return {name.lower(): value for name, value in globals().items() if name.isupper()}

@@ -21,7 +21,7 @@ ONE_SIDE_SHARE = 0.9
 # How far (voxels) a touching left+right lung region is eroded at most to find its two halves.
 MAX_SPLIT_EROSIONS = 6
 
-# Trachea seed: a round pure-gas section near the midline between the two lungs.
+# Trachea seed: a pure-gas section of the trachea's size near the midline, between the two lungs.
 TRACHEA_AREA_CM2 = (1.0, 8.0)
 TRACHEA_MAX_OFF_MIDLINE_MM = 30.0
 TRACHEA_CLEARANCE_MM = 15.0         # lung must lie at least this far to either side of it

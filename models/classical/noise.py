@@ -20,12 +20,14 @@ def smoothing_sigma_voxels(spacing: np.ndarray) -> np.ndarray:
     """Per axis, the Gaussian sigma (voxels) that widens a voxel to the effective resolution."""
     spacing = np.asarray(spacing, dtype=float)
     fwhm_mm = np.sqrt(np.clip(EFFECTIVE_RESOLUTION_MM ** 2 - spacing ** 2, 0.0, None))
-    return fwhm_mm / FWHM_PER_SIGMA / spacing
+    sigma = fwhm_mm / FWHM_PER_SIGMA / spacing
+    # Under a quarter voxel the filter changes nothing that matters: leave such axes alone.
+    return np.where(sigma > 0.25, sigma, 0.0)
 
 
 def at_threshold_noise(hu: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """`hu` smoothed where its voxels are finer than the effective resolution, else as it is."""
     sigma = smoothing_sigma_voxels(spacing)
-    if not np.any(sigma > 0.25):  # under a quarter voxel the filter changes nothing that matters
+    if not np.any(sigma > 0):
         return hu
     return ndi.gaussian_filter(hu.astype(np.float32, copy=False), sigma=sigma, mode="nearest")

@@ -1,0 +1,1 @@
+"""Planners turn a request into tool calls: rules over the resolver (offline) or a chat model (LLM)."""

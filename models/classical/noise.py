@@ -12,6 +12,8 @@ from scipy import ndimage as ndi
 
 # The coarsest reconstruction a clinical CT commonly has; coarser voxels need no smoothing.
 EFFECTIVE_RESOLUTION_MM = 2.5
+# Air; anything darker is padding.
+PADDING_AS_AIR_HU = -1024.0
 # Gaussian full width at half maximum per standard deviation.
 FWHM_PER_SIGMA = 2.3548
 
@@ -30,4 +32,7 @@ def at_threshold_noise(hu: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     sigma = smoothing_sigma_voxels(spacing)
     if not np.any(sigma > 0):
         return hu
-    return ndi.gaussian_filter(hu.astype(np.float32, copy=False), sigma=sigma, mode="nearest")
+    # Values under air are scanner padding outside the reconstruction circle (-2048, -3024);
+    # as air they cannot drag tissue cut by the circle's edge into the fat or air ranges.
+    as_air = np.maximum(hu.astype(np.float32, copy=False), PADDING_AS_AIR_HU)
+    return ndi.gaussian_filter(as_air, sigma=sigma, mode="nearest")

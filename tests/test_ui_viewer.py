@@ -8,7 +8,7 @@ import pytest
 from prosector.io import load_scan
 from prosector.mask import Mask
 from prosector.scan import Scan
-from ui.viewer import EDGE_LABELS, PALETTE, SliceViewer, legend_html
+from prosector.ui.viewer import EDGE_LABELS, PALETTE, SliceViewer, legend_html
 
 from conftest import TOTALSEG
 

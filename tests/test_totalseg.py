@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ pytest.importorskip("nnunetv2")
 from prosector.errors import InputError, RuntimeFailure  # noqa: E402
 from prosector.io import load_scan  # noqa: E402
 from prosector.models.base import SegmentOptions  # noqa: E402
+from prosector.models.cache import MaskCache  # noqa: E402
+from prosector.models.router import Router  # noqa: E402
 from prosector.models.totalseg import TotalSegEngine, locate, weights_layout  # noqa: E402
 
 from conftest import TOTALSEG  # noqa: E402
@@ -58,10 +61,17 @@ def runs(tmp_path_factory):
         progress: list[tuple[float, str]] = []
         with InetGuard() as guard:
             roi = engine.segment(ct, ROI_REQUEST, SegmentOptions(device="cpu", progress=lambda f, m: progress.append((f, m))))
-            whole = engine.segment(ct, WHOLE_REQUEST, SegmentOptions(device="cpu", extra={"roi_subset": False}))
+            # The whole-task run goes through the router, whose cache must then answer a narrower request.
+            router = Router({"totalseg": engine}, cache=MaskCache(root / "cache"))
+            whole_options = SegmentOptions(device="cpu", extra={"roi_subset": False})
+            whole, whole_logs = router.run(ct, router.plan(ct, WHOLE_REQUEST), whole_options)
+            started = time.perf_counter()
+            again, again_logs = router.run(ct, router.plan(ct, ["liver", "colon"]), whole_options)
+            again_seconds = time.perf_counter() - started
             mr_masks = engine.segment(mr, MR_REQUEST, SegmentOptions(device="cpu"))
         nnunet_after = {k: os.environ.get(k) for k in nnunet_before}
         yield {"engine": engine, "ct": ct, "mr": mr, "roi": roi, "whole": whole, "mr_masks": mr_masks,
+               "whole_logs": whole_logs, "again": again, "again_logs": again_logs, "again_seconds": again_seconds,
                "progress": progress, "guard": guard, "home": home, "weights": weights,
                "nnunet_before": nnunet_before, "nnunet_after": nnunet_after}
 
@@ -225,3 +235,14 @@ def test_structure_lookup_across_class_maps_and_bad_requests(runs):
         with pytest.raises(InputError, match="no CUDA GPU"):
             engine.segment(ct, ["liver"], SegmentOptions(device="cuda"))
         assert engine.cost == "high"
+
+
+def test_router_runs_totalseg_once_and_answers_a_covered_request_from_its_cache(runs):
+    assert [log.cached for log in runs["whole_logs"]] == [False]
+    assert runs["whole_logs"][0].engine == "totalseg" and runs["whole_logs"][0].device == "cpu"
+    assert [log.cached for log in runs["again_logs"]] == [True]
+    whole = {m.name: m for m in runs["whole"]}
+    for mask in runs["again"]:
+        assert mask.provenance["cached"] is True and mask.provenance["task"] == "total"
+        assert np.array_equal(mask.data, whole[mask.name].data)
+    assert runs["again_seconds"] < 2.0  # read from disk, TotalSegmentator not started (a run takes > 10 s)

@@ -70,12 +70,15 @@ class MiniLMEncoder:
         return flat.reshape(*x.shape[:-1], -1)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), batch_size):
-            out.append(self._encode_batch(texts[i:i + batch_size]))
-        if not out:
+        if not texts:
             return np.zeros((0, self.config["hidden_size"]), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+        # batches of similar length: padding is wasted work
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.config["hidden_size"]), dtype=np.float32)
+        for i in range(0, len(order), batch_size):
+            rows = order[i:i + batch_size]
+            out[rows] = self._encode_batch([texts[r] for r in rows])
+        return out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         enc = self.tokenizer.encode_batch(list(texts))

@@ -51,6 +51,11 @@ class Lexicon:
         return self.phrases[best[0]], best[1]
 
 
+def _without_sides(text: str, lang) -> str:
+    words = [w for w in text.replace(",", " ").split() if lang.side_of.get(w.lower().strip("().")) not in ("left", "right")]
+    return " ".join(words)
+
+
 def _pair_base(tree: Tree, concept_id: str) -> str | None:
     concept = tree.get(concept_id)
     parent = tree.find(concept.parent) if concept.parent else None
@@ -90,7 +95,10 @@ def build_lexicon(tree: Tree) -> Lexicon:
                 bucket[:] = [entry if e.concept_id == target and rank[kind] < rank[e.kind] else e for e in bucket]
             lex.phrases[" ".join(tokens)] = tokens
             lex.words.update(t for t in tokens if t[:1].isalpha())
-            lex.embed_texts.append((text, concept.id))
+            # the semantic index never sees a side (only unsided concepts, side words removed):
+            # laterality is decided by rules, never by similarity
+            if not tree.get(target).is_sided:
+                lex.embed_texts.append((_without_sides(text, lang) if target != concept.id else text, target))
     for word in lex.words:
         lex.words_by_initial.setdefault(word[0], []).append(word)
     return lex

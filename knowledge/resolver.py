@@ -24,7 +24,7 @@ from .tree import Tree, load_tree
 SCOPES = ("main", "totalseg", "any")
 MAX_QUERY_CHARS = 1000
 EMBED_ACCEPT = 0.80      # cosine similarity at which a nearest neighbour may stand as the answer
-EMBED_SUGGEST = 0.45     # below this a neighbour is not even worth suggesting
+EMBED_SUGGEST = 0.55     # below this a neighbour is not even worth suggesting (unrelated text scores ~0.3)
 _FILE_SUFFIX = re.compile(r"\.(nii(\.gz)?|nrrd|nhdr|mha|mhd|mgz|mgh|dcm|zip|png|jpe?g|json|txt|csv|ya?ml|npy|npz)$", re.I)
 _KIND_RANK = {"name": 0, "synonym": 1, "id": 2}
 _COORD = {"and", "&", "+", "plus", ",", "/", "or"}
@@ -621,8 +621,8 @@ class _Pass:
     def _sides(self):
         toks = self.tokens
         live = [s for s in self.spans if not s.dropped]
-        starts = {s.start for s in live}
-        for span in live:
+        starts = {s.start for s in self.spans}
+        for span in self.spans:  # dropped spans too: a side word belongs to its structure even when that is context
             if span.side:
                 continue
             # before: "left kidney", "left-sided clavicle", "left and right kidneys", "both kidneys"
@@ -724,7 +724,7 @@ class _Pass:
         return chunks
 
     def _leftovers(self):
-        live = [s for s in self.spans if not s.dropped]
+        live = self.spans  # dropped spans count: the query did name anatomy, so stray words are context
         span_tokens = set()
         for s in self.spans:
             span_tokens.update(range(s.start, s.end))
@@ -767,7 +767,7 @@ class _Pass:
                                    side_rule="patient's side named with the structure" if side else None))
             return
         self.unresolved.append(Unresolved(" ".join(self.tokens[k] for k in chunk), "not recognised as anatomy", None))
-        for cid, score in hits:
+        for cid, score in hits[:3]:
             if score >= EMBED_SUGGEST:
                 self._suggest(cid)
 
@@ -877,6 +877,12 @@ class _Pass:
             if self.suggestions:
                 self.question = ("I can't segment that here. Did you mean: "
                                  + ", ".join(self.tree.get(s).name for s in self.suggestions[:3]) + "?")
+            elif any(u.concept for u in self.unresolved):
+                known = next(u.concept for u in self.unresolved if u.concept)
+                where = {"main": "the main TotalSegmentator task", "totalseg": "TotalSegmentator",
+                         "any": "any installed engine vocabulary"}[self.scope]
+                self.question = (f"I know '{self.tree.get(known).name}', but {where} does not segment it"
+                                 f"{' on ' + self.modality.upper() if self.modality else ''}.")
             else:
                 self.question = "I can't segment that: it names no structure I know. Try `prosector terms --list`."
         return Resolution(query=self.text, status=status, concepts=matches, unresolved=self.unresolved,

@@ -221,12 +221,15 @@ def count(group: str, members: list[tuple[str, Measurements]]) -> Answer:
     seen = [(i, m) for i, m in members if not m.empty]
     total = str(len(members))
     group_name = display_name(group)
+    vertebrae = all(i.startswith("vertebrae_") for i, _ in members)
+    noun = (group_name.replace(" spine", "") + " vertebrae") if vertebrae else \
+        group_name if group_name.endswith("s") else f"parts of the {group_name}"
     if not seen:
-        a.say(fill("answer_templates", "count_none", total=total, group=group_name), [group],
+        a.say(fill("answer_templates", "count_none", total=total, members=noun), [group],
               [number(total, "", group, "count_total")])
         return a
     names = ", ".join(short_name(i) for i, _ in seen)
-    a.say(fill("answer_templates", "count", count=str(len(seen)), total=total, group=group_name, names=names),
+    a.say(fill("answer_templates", "count", count=str(len(seen)), total=total, members=noun, names=names),
           [i for i, _ in seen], [number(str(len(seen)), "", group, "count_visible"),
                                  number(total, "", group, "count_total")])
     partial = [i for i, m in seen if m.touches_border]

@@ -149,4 +149,9 @@ def _spleen_possible(session) -> bool:
 
 def _level_key(structure: str):
     level = structure.split("_", 1)[1] if structure.startswith("vertebrae_") else None
-    return (0, _LEVELS[level], structure) if level in _LEVELS else (1, 0, structure)
+    if level in _LEVELS:
+        return (0, "", _LEVELS[level], structure)
+    from prosector.knowledge import load_tree
+
+    found = load_tree().find(structure)  # ribs and the like: by side, then by number
+    return (1, found.laterality if found else "", (found.ordinal or 0) if found else 0, structure)

@@ -82,7 +82,7 @@ def test_windows_and_markers(ct_and_labels):
     assert viewer.window("lung") == (-1350.0, 150.0)
     assert viewer.window("soft tissue", level=50, width=100) == (0.0, 100.0)
     sheet = viewer.render(viewer.centre())
-    assert sheet.mode == "RGB" and sheet.width > 2 * sheet.height
+    assert sheet.mode == "RGB" and sheet.width > sheet.height
     # The marker colour is drawn (letters) on every panel's edges.
     assert _colour_columns(sheet, (255, 200, 0)).shape[0] > 20
     assert set(EDGE_LABELS["axial"]) == {"A", "P", "R", "L"}

@@ -34,7 +34,7 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 # Each plane's on-screen size: the longer side drawn at about this many pixels.
-PANEL_PIXELS = 320
+PANEL_PIXELS = 360
 _MARKER_COLOUR = (255, 200, 0)
 
 
@@ -139,13 +139,26 @@ class SliceViewer:
     def render(self, point: tuple[int, int, int], *, preset: str | None = "soft tissue",
                level: float | None = None, width: float | None = None, opacity: float = 0.5,
                highlight: set[str] | None = None) -> Image.Image:
-        """Axial, coronal and sagittal side by side through `point` (RAS voxel indices)."""
+        """Axial, coronal and sagittal through `point` (RAS voxel indices), one millimetre scale for all.
+
+        Coronal and sagittal stack beside the axial view when they are short (a slab), else all three
+        stand side by side.
+        """
         win = self.window(preset, level, width)
         i, j, k = point
-        panels = [self.plane("axial", k, window=win, opacity=opacity, highlight=highlight),
-                  self.plane("coronal", j, window=win, opacity=opacity, highlight=highlight),
-                  self.plane("sagittal", i, window=win, opacity=opacity, highlight=highlight)]
+        axial, coronal, sagittal = (self.plane("axial", k, window=win, opacity=opacity, highlight=highlight),
+                                    self.plane("coronal", j, window=win, opacity=opacity, highlight=highlight),
+                                    self.plane("sagittal", i, window=win, opacity=opacity, highlight=highlight))
         gap = 6
+        if coronal.height + sagittal.height + gap <= axial.height * 1.2:
+            right = max(coronal.width, sagittal.width)
+            height = max(axial.height, coronal.height + sagittal.height + gap)
+            sheet = Image.new("RGB", (axial.width + gap + right, height), (0, 0, 0))
+            sheet.paste(axial, (0, 0))
+            sheet.paste(coronal, (axial.width + gap, 0))
+            sheet.paste(sagittal, (axial.width + gap, coronal.height + gap))
+            return sheet
+        panels = (axial, coronal, sagittal)
         height = max(p.height for p in panels)
         sheet = Image.new("RGB", (sum(p.width for p in panels) + gap * 2, height), (0, 0, 0))
         x = 0
@@ -159,7 +172,8 @@ class SliceViewer:
         ni, nj, nk = self.shape
         width_mm, height_mm = {"axial": (ni * sx, nj * sy), "coronal": (ni * sx, nk * sz),
                                "sagittal": (nj * sy, nk * sz)}[plane]
-        scale = PANEL_PIXELS / max(width_mm, height_mm, 1e-6)
+        # One scale for every plane, so a structure keeps its size from view to view.
+        scale = PANEL_PIXELS / max(ni * sx, nj * sy, nk * sz, 1e-6)
         return max(1, round(width_mm * scale)), max(1, round(height_mm * scale))
 
 
@@ -194,7 +208,7 @@ def _draw_markers(image: Image.Image, plane: str, caption: str) -> None:
     draw.text((w / 2, h - 2), bottom, fill=_MARKER_COLOUR, font=font, anchor="mb")
     draw.text((3, h / 2), left, fill=_MARKER_COLOUR, font=font, anchor="lm")
     draw.text((w - 3, h / 2), right, fill=_MARKER_COLOUR, font=font, anchor="rm")
-    draw.text((3, 2), caption, fill=(200, 200, 200), font=_font(11), anchor="lt")
+    draw.text((3, h - 2), caption, fill=(200, 200, 200), font=_font(11), anchor="lb")
 
 
 def legend_html(viewer: SliceViewer | None) -> str:

@@ -550,6 +550,17 @@ class _Pass:
             k = span.start - 1
             while k >= 0 and self._is_side(k):
                 k -= 1
+            positional = (k >= 0 and k not in self.used and self.tokens[k] in self.lang.positional_words
+                          and not any(o.start <= k < o.end for o in self.spans))
+            if not span.dropped and positional:
+                span.dropped = "region of the structure"
+                self.used.add(k)
+                self.unresolved.append(Unresolved(f"{self.tokens[k]} {self._span_text(span)}",
+                                                  "only a region of the structure, which no engine labels apart", None))
+                e = self._best_entry(span)
+                if e:
+                    self._pending_suggestions.append((e.concept_id, span))
+                continue
             if not span.dropped and k >= 0 and self.tokens[k] in self.lang.variant_words:
                 span.dropped = "variant"
                 self.used.add(k)
@@ -608,7 +619,8 @@ class _Pass:
                 continue
             before = self.tokens[k - 1]
             prev_span = any(s.end == k and not s.dropped for s in self.spans)
-            if prev_span or before in self.lang.generic_heads:
+            verb = self.tokens[k - 2] if before in ("out", "back", "away", "up", "down") and k >= 2 else before
+            if prev_span or before in self.lang.generic_heads or verb in self.lang.course_verbs:
                 span.dropped = "location of another structure"
 
     # -- laterality -------------------------------------------------------------------------------
@@ -627,7 +639,7 @@ class _Pass:
                 continue
             # before: "left kidney", "left-sided clavicle", "left and right kidneys", "both kidneys"
             k = span.start - 1
-            while k >= 0 and toks[k] in ("sided", "side", "hand", "-", "(", "most"):
+            while k >= 0 and (toks[k] in ("sided", "side", "hand", "-", "(", "most") or (k in self.used and toks[k][:1] in "#@")):
                 k -= 1
             if k >= 0 and self._is_side(k) and k not in self.used:
                 side = self.lang.side_of[toks[k]]
@@ -793,6 +805,11 @@ class _Pass:
                     if o not in self.suggestions:
                         self.suggestions.append(o)
                 return
+        # nothing above it is covered: offer what lies within it ("carotid arteries" -> common carotid arteries)
+        for child in self.tree.children(cid):
+            options = self._sided(child, side) or [child]
+            if all(self.tree.covered(o, self.scope, self.modality) for o in options):
+                self.suggestions.extend(o for o in options if o not in self.suggestions)
 
     def _choose(self, span: Span):
         """Apply the span's side to its candidates and keep what the scope can segment."""
@@ -813,9 +830,18 @@ class _Pass:
         covered = [(e, s) for e, s in options if all(self.tree.covered(x, self.scope, self.modality) for x in s)]
         if not covered:
             e, sided = options[0]
+            pair = self.tree.get(e.concept_id)
+            if pair.laterality == "bilateral" and side not in ("left", "right"):
+                # "atrial appendage": one side has a class, the other not -> the side that has, and say so
+                have = [p for p in pair.parts if self.tree.covered(p, self.scope, self.modality)]
+                if have:
+                    for p in pair.parts:
+                        if p not in have:
+                            self.unresolved.append(Unresolved(self.tree.get(p).name, "no engine in scope segments this side", p))
+                    return have
             self.unresolved.append(Unresolved(text, "the tree knows it, but no engine in scope segments it", sided[0]))
             for x in sided:
-                self._suggest(x, None)
+                self._suggest(x, side if side in ("left", "right") else None)
             return None
         best_rank = _KIND_RANK[covered[0][0].kind]
         top = [(e, s) for e, s in covered if _KIND_RANK[e.kind] == best_rank]

@@ -25,7 +25,7 @@ _LEVEL = r"(th|c|t|d|l|s)\s?-?\s?(\d{1,2})"
 _RANGE_RE = re.compile(rf"\b{_LEVEL}\s*(?:-|to|through|until|/)\s*(?:(th|c|t|d|l|s)\s?-?\s?)?(\d{{1,2}})\b{_NOT_A_LEVEL_AFTER}")
 _SINGLE_RE = re.compile(rf"\b{_LEVEL}\b{_NOT_A_LEVEL_AFTER}")
 # "ribs 8 to 10", "segments 5-8": a run of numbers (vertebral level ranges are rewritten before this)
-_NUMBER_RANGE_RE = re.compile(r"\b(\d{1,2})\s*(?:-|to|through|until|thru)\s*(\d{1,2})\b")
+_NUMBER_RANGE_RE = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s*(?:-|to|through|until|thru)\s*(\d{1,2})(?:st|nd|rd|th)?\b")
 _TOKEN_RE = re.compile(r"@[a-z]+:[A-Za-z0-9_]+|[a-z0-9]+|[,;/+&()?.!:]")
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10, "xi": 11, "xii": 12}
 
@@ -44,10 +44,12 @@ class Language:
     lesion_words: frozenset
     variant_words: frozenset
     part_nouns: frozenset
+    positional_words: frozenset
     procedure_words: frozenset
     procedure_suffixes: tuple
     locative_prepositions: frozenset
     generic_heads: frozenset
+    course_verbs: frozenset
     context_markers: frozenset
     fillers: frozenset
     spelling: dict
@@ -69,9 +71,9 @@ def language() -> Language:
     return Language(
         side_of=side_of, viewer_markers=s("viewer_markers"), side_fillers=s("side_fillers"),
         conjunctions=s("conjunctions"), separators=s("separators"), clause_breaks=s("clause_breaks"),
-        negations=s("negations"), lesion_words=s("lesion_words"), variant_words=s("variant_words"), part_nouns=s("part_nouns"), procedure_words=s("procedure_words"),
+        negations=s("negations"), lesion_words=s("lesion_words"), variant_words=s("variant_words"), part_nouns=s("part_nouns"), positional_words=s("positional_words"), procedure_words=s("procedure_words"),
         procedure_suffixes=tuple(data.get("procedure_suffixes", [])), locative_prepositions=s("locative_prepositions"),
-        generic_heads=s("generic_heads"), context_markers=s("context_markers"), fillers=s("fillers"),
+        generic_heads=s("generic_heads"), course_verbs=s("course_verbs"), context_markers=s("context_markers"), fillers=s("fillers"),
         spelling={str(k): str(v) for k, v in data.get("spelling", {}).items()},
         plurals={str(k): str(v) for k, v in data.get("plurals", {}).items()}, no_singular=s("no_singular"),
         numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()}, roman_after=s("roman_after"),

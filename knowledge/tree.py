@@ -155,6 +155,10 @@ class Tree:
         self._main_task = dict(engines.get("totalseg", {}).get("main_task", {"ct": "total", "mr": "total_mr"}))
         self._task_modality = {name: spec.get("modality", "ct")
                                for name, spec in engines.get("totalseg", {}).get("tasks", {}).items()}
+        self._children: dict[str, list[str]] = {}
+        for concept in concepts:
+            if concept.parent:
+                self._children.setdefault(concept.parent, []).append(concept.id)
         self._containers: dict[str, list[str]] = {}
         for concept in concepts:
             for part in concept.parts:
@@ -194,6 +198,10 @@ class Tree:
     def containers(self, concept_id: str) -> list[str]:
         """Groups that list this concept among their parts."""
         return list(self._containers.get(concept_id, ()))
+
+    def children(self, concept_id: str) -> list[str]:
+        """Concepts whose anatomical container (`parent`) is this one."""
+        return list(self._children.get(concept_id, ()))
 
     def ancestors(self, concept_id: str) -> list[str]:
         """The parent chain, nearest first."""

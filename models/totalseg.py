@@ -251,19 +251,20 @@ class TotalSegEngine(Engine):
             return Readiness(False, "TotalSegmentator is not installed",
                              "pip install TotalSegmentator nnunetv2 (torch must import with torchvision)")
         layout = weights_layout()
-        fast = (self.device() == "cpu") if fast is None else fast
+        preference = True if fast is None and self.device() == "cpu" else fast
         if structures:
             try:
-                runs = [TaskRun(task, fast and has_fast_mode(task), False)
+                runs = [TaskRun(task, resolution(task, preference, layout), False)
                         for task in _group_by_task(_resolve(structures, (modality or "ct").lower(), {}))]
             except InputError as err:
                 return Readiness(False, str(err), "")
         elif modality:
-            runs = [TaskRun(MAIN_TASK[modality.lower()], fast, False)] if modality.lower() in MAIN_TASK else []
+            runs = ([TaskRun(MAIN_TASK[modality.lower()], resolution(MAIN_TASK[modality.lower()], preference, layout),
+                             False)] if modality.lower() in MAIN_TASK else [])
             if not runs:
                 return Readiness(False, f"TotalSegmentator does not segment {modality.upper()}", "")
         else:
-            runs = [TaskRun(task, fast, False) for task in MAIN_TASK.values()]
+            runs = [TaskRun(task, resolution(task, preference, layout), False) for task in MAIN_TASK.values()]
         problems = []
         for run in runs:
             missing = [f for f in run.folders() if not (layout.weights / f).is_dir()]
@@ -301,14 +302,14 @@ class TotalSegEngine(Engine):
         device = self._checked_device(options.device, where)
         requests = _resolve(structures, modality, options.extra.get("tasks") or {})
         layout = weights_layout()
-        want_fast = _wants_fast(options, device)
+        preference = _fast_preference(options, device)
         allow_download = options.extra.get("allow_download", True) is not False
         stats = usage_stats_allowed()
         image = _as_nifti(scan)
         groups = _group_by_task(requests)
         masks: dict[str, Mask] = {}
         for done, (task, classes) in enumerate(groups.items()):
-            run = self._plan_run(task, classes, want_fast, layout, options)
+            run = self._plan_run(task, classes, resolution(task, preference, layout), layout, options)
             if options.progress:
                 options.progress(done / len(groups), f"totalseg: task {task}{' (fast)' if run.fast else ''} "
                                                      f"on {device} for {', '.join(classes)}")
@@ -341,9 +342,8 @@ class TotalSegEngine(Engine):
         return "cpu" if requested == "cpu" else self.device("auto")
 
     @staticmethod
-    def _plan_run(task: str, classes: list[str], want_fast: bool, layout: WeightsLayout,
+    def _plan_run(task: str, classes: list[str], fast: bool, layout: WeightsLayout,
                   options: SegmentOptions) -> TaskRun:
-        fast = want_fast and has_fast_mode(task)
         if task not in ROI_TASKS or options.extra.get("roi_subset") is False:
             return TaskRun(task, fast, False)
         with_roi = TaskRun(task, fast, True)
@@ -483,12 +483,28 @@ def _group_by_task(requests: dict[str, list[Location]]) -> dict[str, list[str]]:
     return groups
 
 
-def _wants_fast(options: SegmentOptions, device: str) -> bool:
-    """3 mm fast mode on CPU by default; full resolution on GPU or with extra["fast"] = False."""
+def _fast_preference(options: SegmentOptions, device: str) -> bool | None:
+    """True/False is what the user asked for (extra["fast"], or options.fast); None: the GPU default.
+
+    CPU defaults to the 3 mm fast models (minutes instead of tens of minutes).
+    """
     explicit = options.extra.get("fast")
     if explicit is not None:
         return bool(explicit)
-    return bool(options.fast) or device == "cpu"
+    return True if options.fast or device == "cpu" else None
+
+
+def resolution(task: str, preference: bool | None, layout: WeightsLayout) -> bool:
+    """The fast flag a task runs with. The GPU default (None) is full resolution, or the fast models
+    when only their weights are on disk: offline they are what can run, and online it spares a
+    silent download of the full-resolution set."""
+    if not has_fast_mode(task):
+        return False
+    if preference is not None:
+        return preference
+    full_here = all((layout.weights / f).is_dir() for f in TaskRun(task, False, False).folders())
+    fast_here = all((layout.weights / f).is_dir() for f in TaskRun(task, True, False).folders())
+    return fast_here and not full_here
 
 
 def _as_nifti(scan: Scan) -> nib.Nifti1Image:

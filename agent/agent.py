@@ -62,10 +62,10 @@ class Agent:
                 on_step(line)
 
         if not isinstance(text, str) or not text.strip():
-            reply = Reply("Please ask a question about the scan.", error="empty request")
+            reply = Reply("Please ask a question about the scan.", error="empty request", exit_code=2)
         elif len(text) > MAX_REQUEST_CHARS:
             reply = Reply(f"That request is too long ({len(text)} characters; at most {MAX_REQUEST_CHARS}).",
-                          error="request too long")
+                          error="request too long", exit_code=2)
         else:
             self.session.log("user", {"text": text})
             reply = self._plan(text, progress, step)
@@ -91,12 +91,12 @@ class Agent:
             step("planner: offline")
             return self.offline_planner().ask(text, progress=progress, step=step)
         except ProsectorError as err:
-            message = str(err)
-            return Reply(message, error=message)
+            message = err.user_message()
+            return Reply(message, error=message, exit_code=err.exit_code)
         except Exception as err:  # a bug must not reach the user as a traceback; the log keeps it
             self.session.log("internal_error", {"error": repr(err), "traceback": traceback.format_exc()})
             message = f"Something went wrong inside Prosector ({type(err).__name__}: {err}); nothing was answered."
-            return Reply(message, error=message)
+            return Reply(message, error=message, exit_code=1)
 
     def report(self, region: str | None = None, progress: Callable[[float, str], None] | None = None) -> Report:
         """Findings for a region (abdomen, chest, pelvis, spine) or the whole scan, each sentence with evidence."""

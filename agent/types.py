@@ -18,6 +18,7 @@ class Reply:
     error: str | None = None                               # a readable sentence, never a traceback
     intent: str | None = None
     planner: str = "offline"
+    exit_code: int = 0                                     # for CLIs: 0 answered, 2 bad input, 1 failure
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -171,6 +171,7 @@ class LLMPlanner:
             reply.text = (f"The language model did not finish within {self.max_steps} steps, so I stopped it."
                           + (f" What the tools found: {grounded}" if grounded else " Nothing was measured."))
             reply.error = None if grounded else reply.text
+            reply.exit_code = 0 if grounded else 1
         elif not problems:
             reply.text = final.strip()
         elif grounded:
@@ -179,9 +180,9 @@ class LLMPlanner:
                 reply.warnings.append("the model's wording was replaced by the tools' sentences: " + "; ".join(problems))
         elif failed:
             reply.text = failed[-1].error or "the tool call failed"
-            reply.error = reply.text
+            reply.error, reply.exit_code = reply.text, 2
         else:
             reply.text = ("The language model answered without consulting the scan, and its answer named numbers or "
                           "structures I cannot verify, so I do not repeat it. Ask again, or use the offline planner.")
-            reply.error = reply.text
+            reply.error, reply.exit_code = reply.text, 1
         return reply

@@ -44,6 +44,9 @@ def transcript(isolated_home):
         ("find_structures", {"query": 42}),
         ("list_structures", {"modality": "mr"}),
         ("engines", {}),
+        ("ask", {"image": str(CT), "question": "how big is the spleen?", "segmentation": str(SEG)}),
+        ("draft_report", {"image": str(CT), "segmentation": str(SEG), "region": "abdomen"}),
+        ("ask", {"image": str(CT), "question": "how big is the zorblat?", "segmentation": str(SEG)}),
     ]
 
     async def script(session):
@@ -123,3 +126,28 @@ def test_bad_calls_are_tool_errors_and_the_server_keeps_serving(transcript):
     assert not results[6].is_error and results[6].structured_content["count"] > 10
     assert not results[7].is_error
     assert any(e["name"] == "precomputed" for e in results[7].structured_content["engines"])
+
+
+def test_ask_answers_with_the_measured_volume_and_its_evidence(transcript):
+    result = transcript[2][8]
+    assert not result.is_error, _text(result)
+    answer = result.structured_content
+    assert "spleen" in answer["mask_ids"]
+    spleen = next(m for m in answer["measurements"] if m["name"] == "spleen")
+    assert spleen["volume_mm3"] == pytest.approx(STATS["spleen"]["volume"], rel=1e-6)
+    assert f"{STATS['spleen']['volume'] / 1000:.1f} mL" in answer["text"]
+    assert answer["evidence"] and answer["evidence"][0]["structures"] == ["spleen"]
+
+
+def test_draft_report_sentences_carry_their_numbers(transcript):
+    result = transcript[2][9]
+    assert not result.is_error, _text(result)
+    report = result.structured_content
+    assert report["markdown"].strip() and report["sentences"]
+    liver = [s for s in report["sentences"] if s["structures"] == ["liver"]]
+    assert liver and liver[0]["numbers"][0]["value"] == pytest.approx(STATS["liver"]["volume"] / 1000, abs=0.05)
+
+
+def test_a_question_about_an_unknown_structure_is_a_tool_error(transcript):
+    result = transcript[2][10]
+    assert result.is_error and "Traceback" not in _text(result)

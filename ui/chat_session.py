@@ -78,6 +78,8 @@ class ChatSession:
         if seg is not None:
             lines.append(f"Existing segmentation: {seg.name} (used by the precomputed engine).")
         lines += [f"Note: {n}" for n in s.provenance.notes]
+        if any("series" in n and "largest" in n for n in s.provenance.notes):
+            lines.append("To open another series, put its UID in the *DICOM series UID* box and load again.")
         lines += [f"Warning: {w}" for w in s.warnings]
         return "\n\n".join(lines)
 

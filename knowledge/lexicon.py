@@ -45,10 +45,14 @@ class Lexicon:
         return None
 
     def nearest_phrase(self, text: str, cutoff: float = 86.0) -> tuple[tuple, float] | None:
-        best = process.extractOne(text, list(self.phrases), scorer=fuzz.ratio, score_cutoff=cutoff)
-        if not best:
-            return None
-        return self.phrases[best[0]], best[1]
+        """Closest name for a misspelt phrase: same number of words, each starting with the same letter
+        ("spinal chord" -> spinal cord; never "parathyroid gland" -> thyroid gland)."""
+        words = text.split()
+        for candidate, score, _ in process.extract(text, list(self.phrases), scorer=fuzz.ratio, score_cutoff=cutoff, limit=5):
+            key = self.phrases[candidate]
+            if len(key) == len(words) and all(k[:1] == w[:1] for k, w in zip(key, words)):
+                return key, score
+        return None
 
 
 def _without_sides(text: str, lang) -> str:

@@ -23,7 +23,7 @@ from .tree import Tree, load_tree
 
 SCOPES = ("main", "totalseg", "any")
 MAX_QUERY_CHARS = 1000
-EMBED_ACCEPT = 0.80      # cosine similarity at which a nearest neighbour may stand as the answer
+EMBED_ACCEPT = 0.85      # cosine similarity at which a nearest neighbour may stand as the answer
 EMBED_SUGGEST = 0.55     # below this a neighbour is not even worth suggesting (unrelated text scores ~0.3)
 _FILE_SUFFIX = re.compile(r"\.(nii(\.gz)?|nrrd|nhdr|mha|mhd|mgz|mgh|dcm|zip|png|jpe?g|json|txt|csv|ya?ml|npy|npz)$", re.I)
 _KIND_RANK = {"name": 0, "synonym": 1, "id": 2}
@@ -769,7 +769,8 @@ class _Pass:
         semantic = self.r.semantic() if len(text) >= 3 else None
         hits = semantic.search(text, k=8) if semantic else []
         accepted = None
-        if hits and hits[0][1] >= EMBED_ACCEPT:
+        # a lone generic word ("arteries") is too vague to stand on similarity alone
+        if hits and hits[0][1] >= EMBED_ACCEPT and len(content) >= 2:
             cid = hits[0][0]
             if self.tree.covered(cid, self.scope, self.modality) and self.tree.get(cid).kind != "lesion":
                 accepted = cid

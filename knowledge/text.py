@@ -91,6 +91,21 @@ def fold(text: str) -> str:
     return text.lower()
 
 
+_BRITISH = [(re.compile(r"^oe(?=[sd])"), "e"), (re.compile(r"haem"), "hem"), (re.compile(r"^caec"), "cec"),
+            (re.compile(r"^coel"), "cel"), (re.compile(r"^paed"), "ped"), (re.compile(r"^foet"), "fet"),
+            (re.compile(r"aem(?=ia)"), "em"), (re.compile(r"ischaem"), "ischem"), (re.compile(r"our$"), "or")]
+
+
+def american(word: str, lang: Language) -> str:
+    """British spellings folded to the American ones the tree's keys use (oesophagus, haemorrhage)."""
+    if word in lang.spelling:
+        return lang.spelling[word]
+    for pattern, repl in _BRITISH:
+        if pattern.search(word) and word not in ("four", "your", "our", "hour", "pour", "tour"):
+            word = pattern.sub(repl, word)
+    return word
+
+
 def singular(word: str, lang: Language) -> str:
     if word in lang.plurals:
         return lang.plurals[word]
@@ -167,7 +182,7 @@ def tokenize(text: str, known_ids: frozenset = frozenset()) -> list[str]:
             continue
         if tok == "the":
             continue
-        tok = lang.spelling.get(tok, tok)
+        tok = american(tok, lang)
         if tok in lang.numbers:
             out.append(f"#{lang.numbers[tok]}")
             continue

@@ -14,7 +14,7 @@ from prosector.models.sat.checkpoint import (  # noqa: E402
     load_text_encoder,
     official_state_dict,
 )
-from prosector.models.sat.config import MINI, NANO, PRO  # noqa: E402
+from prosector.models.sat.config import NANO, PRO  # noqa: E402
 from prosector.models.sat.model import SatModel, sinusoidal_encoding_3d  # noqa: E402
 
 from conftest import SHARED  # noqa: E402
@@ -156,7 +156,7 @@ def test_recipe_weights_match_published_hashes():
         assert digest == hashes[key], key
 
 
-@pytest.mark.skipif(not os.environ.get("PROSECTOR_SLOW"), reason="full-size SAT-Nano tile: minutes and ~8 GB; set PROSECTOR_SLOW=1")
+@pytest.mark.skipif(not os.environ.get("PROSECTOR_SLOW"), reason="full-size SAT-Nano tile on CPU: minutes and ~9 GB; set PROSECTOR_SLOW=1")
 def test_full_size_nano_matches_reference(tmp_path):
     from prosector.models.sat.recipe import recipe_state_dict
 

@@ -106,6 +106,8 @@ class SatEngine(Engine):
         from .preprocess import require_volume
 
         options = options or SegmentOptions()
+        if not structures:
+            return []
         started = time.perf_counter()
         # Every name is checked before any compute: no partial output for a bad request.
         term_lists = {s: self.vocab.terms_for(s, scan.modality) for s in dict.fromkeys(structures)}

@@ -14,7 +14,7 @@ from typing import Callable
 
 from prosector.errors import InputError, RuntimeFailure
 
-from .weights import TEXT_ENCODER_FILE, VARIANTS, SatFiles, locate
+from .weights import VARIANTS, SatFiles, locate
 
 SAT_REPO = "zzh99/SAT"
 HUB_FOLDER = {"nano": "Nano", "pro": "Pro"}
@@ -146,5 +146,3 @@ def _copy_from_folder(folder: Path, variant: str, files: SatFiles, say: Callable
         raise InputError(f"no BioLORD tokenizer (vocab.txt + config.json) in the folder or in {files.tokenizer_dir}", path=folder)
     return {"model": str(folder / seg), "text_encoder": str(folder / text), "tokenizer": str(files.tokenizer_dir)}
 
-
-__all__ = ["install", "verify", "pick_hub_files", "TEXT_ENCODER_FILE"]

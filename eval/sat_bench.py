@@ -79,8 +79,13 @@ def main() -> None:
         import torch
 
         result = {"tile": part_tile, "ct": part_ct}[args.part](args)
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        # CPU seconds tell more than wall time on a machine shared with other work.
         result.update(variant=args.variant, queries=args.queries, threads=torch.get_num_threads(),
-                      cpus=os.cpu_count(), torch=torch.__version__)
+                      cpus=os.cpu_count(), torch=torch.__version__, cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1),
+                      load_average=[round(x, 1) for x in os.getloadavg()])
         print(json.dumps(result))
         return
     for part in (["tile", "ct"] if args.part == "all" else [args.part]):

@@ -44,6 +44,16 @@ class Lexicon:
             return best[0]
         return None
 
+    def split_joined(self, word: str) -> tuple[str, str] | None:
+        """'spinalcord' -> ('spinal', 'cord') when the two halves make a name of the tree."""
+        if len(word) < 7 or word in self.words or not word.isalpha():
+            return None
+        for cut in range(3, len(word) - 2):
+            a, b = word[:cut], word[cut:]
+            if a in self.words and b in self.words and self.keys.get((a, b)):
+                return a, b
+        return None
+
     def nearest_phrase(self, text: str, cutoff: float = 86.0) -> tuple[tuple, float] | None:
         """Closest name for a misspelt phrase: same number of words, each starting with the same letter
         ("spinal chord" -> spinal cord; never "parathyroid gland" -> thyroid gland)."""

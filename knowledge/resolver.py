@@ -161,6 +161,11 @@ class _Pass:
 
     # -- spelling -------------------------------------------------------------------------------
     def _correct_spelling(self):
+        split = []
+        for tok in self.tokens:   # "spinalcord", "gallbladderwall": words run together
+            pair = self.lex.split_joined(tok) if tok[:1].isalpha() and tok not in self.r.english else None
+            split.extend(pair or (tok,))
+        self.tokens = split
         for i, tok in enumerate(self.tokens):
             if not tok[:1].isalpha() or tok in self.lang.side_of:
                 continue

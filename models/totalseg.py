@@ -227,7 +227,8 @@ class TotalSegEngine(Engine):
 
     def covers(self, structure: str, modality: str) -> bool:
         """Main vocabulary plus any subtask class of this modality (found by name)."""
-        return bool(class_maps()) and bool(locate(structure, modality.lower()))
+        modality = modality.lower()
+        return modality in MAIN_TASK and bool(class_maps()) and bool(locate(structure, modality))
 
     def device(self, requested: str = "auto") -> str:
         if requested == "cpu":
@@ -358,7 +359,7 @@ class TotalSegEngine(Engine):
         missing = [f for f in folders if not (layout.weights / f).is_dir()]
         if missing and not allow_download:
             raise RuntimeFailure(f"TotalSegmentator weights for {_describe(run)} missing: {layout.weights / missing[0]}",
-                                 hint=download_fix(run, layout, missing[0]))
+                                 hint="Fix: " + download_fix(run, layout, missing[0]))
         if needs_license(run.task) and not license_present(layout):
             raise RuntimeFailure(f"task {run.task} needs a TotalSegmentator licence, none is set in "
                                  f"{layout.home / 'config.json'}",
@@ -393,7 +394,7 @@ class TotalSegEngine(Engine):
                 raise RuntimeFailure(
                     f"TotalSegmentator weights for {_describe(run)} are missing in {layout.weights / missing[0]} "
                     f"and could not be downloaded ({_one_line(err, output)})",
-                    hint=download_fix(run, layout, missing[0])) from None
+                    hint="Fix: " + download_fix(run, layout, missing[0])) from None
             raise RuntimeFailure(f"TotalSegmentator failed on task {run.task}: {_one_line(err, output)}",
                                  path=where) from None
         seconds = round(time.perf_counter() - started, 3)

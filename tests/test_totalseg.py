@@ -42,22 +42,35 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory):
-    """Tiny weights, a TotalSegmentator config that still says stats ON, three engine runs under a guard."""
+def scans():
+    return load_scan(CT_SM, modality="ct"), load_scan(MR_SM, modality="mr")
+
+
+@pytest.fixture(scope="session")
+def fixture_env(tmp_path_factory):
+    """Tiny weights, and a TotalSegmentator config that still says stats ON (its own default)."""
     root = tmp_path_factory.mktemp("totalseg")
-    home, weights, prosector_home = root / "home", root / "weights", root / "prosector"
+    home, weights = root / "home", root / "weights"
     build_weights(weights)
     home.mkdir()
-    # TotalSegmentator's own default: the engine must turn this off before it calls anything.
+    # The engine must turn this off before it calls anything.
     (home / "config.json").write_text(json.dumps({"totalseg_id": "totalseg_TESTTEST", "send_usage_stats": True,
                                                   "prediction_counter": 0}))
+    return {"root": root, "home": home, "weights": weights}
+
+
+@pytest.fixture(scope="session")
+def runs(fixture_env, scans):
+    """Three engine runs (CT roi_subset, CT whole task through the router, MR) under a network guard."""
+    root, home, weights = fixture_env["root"], fixture_env["home"], fixture_env["weights"]
+    prosector_home = root / "prosector"
     nnunet_before = {k: os.environ.get(k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TOTALSEG_HOME_DIR", str(home))
         mp.setenv("TOTALSEG_WEIGHTS_PATH", str(weights))
         mp.setenv("PROSECTOR_HOME", str(prosector_home))
         engine = TotalSegEngine()
-        ct, mr = load_scan(CT_SM, modality="ct"), load_scan(MR_SM, modality="mr")
+        ct, mr = scans
         progress: list[tuple[float, str]] = []
         with InetGuard() as guard:
             roi = engine.segment(ct, ROI_REQUEST, SegmentOptions(device="cpu", progress=lambda f, m: progress.append((f, m))))
@@ -165,14 +178,14 @@ def test_environment_and_progress_are_left_clean(runs):
     assert "total" in runs["progress"][0][1] and "cpu" in runs["progress"][0][1]
 
 
-def test_readiness_and_weights_layout_follow_the_users_settings(runs, monkeypatch, tmp_path):
-    engine = runs["engine"]
-    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(runs["home"]))
-    monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(runs["weights"]))
+def test_readiness_and_weights_layout_follow_the_users_settings(fixture_env, monkeypatch, tmp_path):
+    engine = TotalSegEngine()
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(fixture_env["home"]))
+    monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(fixture_env["weights"]))
     assert engine.readiness().ready
     assert engine.readiness(modality="mr").ready
     layout = weights_layout()
-    assert layout.weights == runs["weights"] and layout.source == "TOTALSEG_WEIGHTS_PATH"
+    assert layout.weights == fixture_env["weights"] and layout.source == "TOTALSEG_WEIGHTS_PATH"
     # On a GPU the default is full resolution, or the fast models when only their weights are here.
     import prosector.models.totalseg as totalseg
     monkeypatch.setattr(totalseg, "_cuda_available", lambda: True)
@@ -205,11 +218,12 @@ def test_readiness_and_weights_layout_follow_the_users_settings(runs, monkeypatc
     assert "-t total_fast_mr " in mr_state.fix and "total_fast_mr" in TASK_TO_ID
 
 
-def test_missing_weights_fail_in_one_line_naming_the_folder_and_leave_no_files(runs, monkeypatch, tmp_path, capsys):
+def test_missing_weights_fail_in_one_line_naming_the_folder_and_leave_no_files(scans, monkeypatch, tmp_path, capsys):
     empty = tmp_path / "no_weights"
-    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(runs["home"]))
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(tmp_path / "home"))
     monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(empty))
-    engine, ct = runs["engine"], runs["ct"]
+    monkeypatch.setenv("PROSECTOR_HOME", str(tmp_path / "prosector"))
+    engine, ct = TotalSegEngine(), scans[0]
     with pytest.raises(RuntimeFailure) as refused:
         engine.segment(ct, ["liver"], SegmentOptions(device="cpu", extra={"allow_download": False}))
     assert str(empty / MODELS[297].folder) in str(refused.value) and "\n" not in str(refused.value)
@@ -221,13 +235,14 @@ def test_missing_weights_fail_in_one_line_naming_the_folder_and_leave_no_files(r
     assert "could not be downloaded" in message and str(empty / MODELS[297].folder) in message
     assert "\n" not in message
     assert not empty.exists()
+    assert json.loads((tmp_path / "home" / "config.json").read_text())["send_usage_stats"] is False
     assert "downloading weights for task total (fast)" in capsys.readouterr().err  # said before it tried
 
 
-def test_structure_lookup_across_class_maps_and_bad_requests(runs):
-    engine, ct, mr = runs["engine"], runs["ct"], runs["mr"]
+def test_structure_lookup_across_class_maps_and_bad_requests(scans):
+    engine, (ct, mr) = TotalSegEngine(), scans
     assert len(engine.vocabulary("ct")) == 117 and len(engine.vocabulary("mr")) == 50
-    assert engine.vocabulary("pet") == set()
+    assert engine.vocabulary("pet") == set() and not engine.covers("liver", "pet")
     assert "subcutaneous_fat" not in engine.vocabulary("ct") and engine.covers("subcutaneous_fat", "ct")
     assert [(l.task, l.cls) for l in locate("subcutaneous_fat", "mr")][0] == ("tissue_types_mr", "subcutaneous_fat")
     assert locate("liver", "ct")[0].task == "total" and locate("liver", "mr")[0].task == "total_mr"

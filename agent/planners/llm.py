@@ -8,6 +8,7 @@ it is in the tools' evidence, otherwise the tools' sentences are the answer.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Callable
 
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -48,6 +49,9 @@ class LLMPlanner:
                     raise
                 except Exception as err:  # endpoint down, timeout, garbage from the server
                     raise LLMUnavailable(f"{type(err).__name__}: {str(err)[:200]}") from None
+                if message.id and any(m.id == message.id for m in state["messages"]):
+                    # A replayed message with a known id would replace, not extend, the conversation.
+                    message = message.model_copy(update={"id": str(uuid.uuid4())})
                 self.session.log("model", {"content": message.content if isinstance(message.content, str) else str(message.content),
                                            "tool_calls": getattr(message, "tool_calls", []),
                                            "invalid_tool_calls": getattr(message, "invalid_tool_calls", [])})
@@ -143,7 +147,7 @@ class LLMPlanner:
         try:
             state = self.graph().invoke({"messages": messages}, config={"recursion_limit": 2 * self.max_steps + 1})
             last = state["messages"][-1]
-            final = last.content if isinstance(last.content, str) else ""
+            final = last.content if last.type == "ai" and isinstance(last.content, str) else ""
         except GraphRecursionError:
             cut_off = True
         return self._reply(final, cut_off)

@@ -273,3 +273,20 @@ def test_router_runs_totalseg_once_and_answers_a_covered_request_from_its_cache(
         assert mask.provenance["cached"] is True and mask.provenance["task"] == "total"
         assert np.array_equal(mask.data, whole[mask.name].data)
     assert runs["again_seconds"] < 2.0  # read from disk, TotalSegmentator not started (a run takes > 10 s)
+
+
+def test_a_failure_inside_totalsegmentator_is_one_line_naming_the_task(fixture_env, scans, monkeypatch, tmp_path):
+    import shutil
+    broken = tmp_path / "weights"
+    shutil.copytree(fixture_env["weights"] / MODELS[297].folder, broken / MODELS[297].folder)
+    checkpoint = next((broken / MODELS[297].folder).rglob("checkpoint_final.pth"))
+    checkpoint.write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(tmp_path / "home"))
+    monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(broken))
+    monkeypatch.setenv("PROSECTOR_HOME", str(tmp_path / "prosector"))
+    with InetGuard() as guard, pytest.raises(RuntimeFailure) as failed:
+        TotalSegEngine().segment(scans[0], ["liver"], SegmentOptions(device="cpu", extra={"roi_subset": False}))
+    message = failed.value.user_message()
+    assert "TotalSegmentator failed on task total" in message and "\n" not in message
+    assert str(CT_SM) in message
+    assert guard.attempts == []

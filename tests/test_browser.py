@@ -180,8 +180,16 @@ def test_a_second_tab_has_its_own_session_and_errors_read_as_sentences(conversat
 
 
 def test_keep_a_screenshot_for_the_readme(conversation):
-    """Copy the app's screenshot where the README points when asked (PROSECTOR_UPDATE_SCREENSHOT=1)."""
+    """The README's picture is this test's page: written to docs/ when PROSECTOR_UPDATE_SCREENSHOT=1."""
+    from PIL import Image
+
     shot = ARTIFACTS / "app_liver.png"
     assert shot.is_file() and shot.stat().st_size > 10_000
+    small = ARTIFACTS / "screenshot_small.png"
+    image = Image.open(shot).convert("RGB")
+    image = image.crop((40, 0, min(image.width, 1460), min(image.height, 1250)))
+    image = image.resize((1024, round(image.height * 1024 / image.width)), Image.LANCZOS)
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(small, optimize=True)
+    assert small.stat().st_size < 300_000
     if os.environ.get("PROSECTOR_UPDATE_SCREENSHOT") == "1":
-        shutil.copy(shot, REPO / "docs" / "screenshot_full.png")
+        shutil.copy(small, REPO / "docs" / "screenshot.png")

@@ -49,7 +49,7 @@ def build_app(allowed: AllowedFolders | None = None, *, max_upload_mb: float = D
         gr.Markdown("## Prosector\nAsk for anatomy in plain words; see it on your own scan.")
         with gr.Row():
             with gr.Column(scale=5):
-                with gr.Accordion("Scan", open=True):
+                with gr.Accordion("Scan", open=True) as scan_box:
                     with gr.Row():
                         scan_upload = gr.File(label="Scan (NIfTI, NRRD, MGZ, DICOM .zip)", type="filepath",
                                               elem_id="scan-upload")
@@ -62,8 +62,8 @@ def build_app(allowed: AllowedFolders | None = None, *, max_upload_mb: float = D
                     series_uid = gr.Textbox(label="DICOM series UID (optional; default: the largest series)",
                                             elem_id="series-uid")
                     load_button = gr.Button("Load scan", variant="primary", elem_id="load-button")
-                    status = gr.Markdown("No scan loaded.", elem_id="load-status")
-                chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat")
+                status = gr.Markdown("No scan loaded.", elem_id="load-status")
+                chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
                 with gr.Row():
                     question = gr.Textbox(label="Ask", placeholder="segment the left adrenal gland",
                                           scale=5, elem_id="question")
@@ -123,13 +123,15 @@ def build_app(allowed: AllowedFolders | None = None, *, max_upload_mb: float = D
                 message = session.load(scan_p, scan_up, seg_p, seg_up, uid)
             except ProsectorError as err:
                 text = f"Could not load the scan: {err.user_message()}"
-                return [session, text, history + [_assistant(text)], *[gr.skip()] * len(after_change)]
+                return [session, text, history + [_assistant(text)], gr.skip(), *[gr.skip()] * len(after_change)]
             history = history + [_assistant(message)]
-            return [session, message, history, *everything(session, preset_v, level_v, width_v, opacity_v)]
+            # Folded once loaded: the chat and the viewer get the room; a click opens it again.
+            return [session, message, history, gr.Accordion(open=False),
+                    *everything(session, preset_v, level_v, width_v, opacity_v)]
 
         load_button.click(on_load, [state, scan_upload, seg_upload, scan_path, seg_path, series_uid,
                                     preset, level, width, opacity, chatbot],
-                          [state, status, chatbot, *after_change])
+                          [state, status, chatbot, scan_box, *after_change])
 
         # -- ask (streamed) --------------------------------------------------------------------------
         def on_ask(session, text, history, preset_v, level_v, width_v, opacity_v, progress=gr.Progress()):

@@ -91,3 +91,21 @@ def test_bad_workspace_and_missing_inputs(home):
         session.load_scan(CT, seg=home / "missing_seg.nii.gz")
     reply = Agent(session, llm="offline").ask("how big is the spleen?")
     assert reply.error and "no scan is loaded" in reply.text
+
+
+def test_cached_chat_turn_imports_no_torch(home):
+    """A restarted process answering from stored masks loads no model framework (the chat path stays light)."""
+    import subprocess
+    import sys
+
+    session = Session.open("light")
+    session.load_scan(CT, seg=SEG)
+    assert Agent(session, llm="offline").ask("which kidney is bigger?").error is None
+    code = ("import sys; from prosector.agent import Agent, Session; "
+            "r = Agent(Session.open('light'), llm='offline').ask('which kidney is bigger?'); "
+            "assert r.error is None, r.error; "
+            "print(sorted(m for m in ('torch', 'transformers', 'langchain_core', 'langgraph') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PROSECTOR_HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -75,7 +75,9 @@ class LocalChatModel(BaseChatModel):
             fn = tool["function"]
             args = ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in fn.get("parameters", {}).get("properties", {}).items())
             lines.append(f"- {fn['name']}({args}): {fn.get('description', '').splitlines()[0] if fn.get('description') else ''}")
-        lines.append('To call one, answer only: <tool_call>{"name": "TOOL", "arguments": {...}}</tool_call>')
+        # A concrete example: small models copy a placeholder like "TOOL" literally.
+        lines.append('To call a tool, answer only with one line such as: '
+                     '<tool_call>{"name": "answer", "arguments": {"question": "how big is the liver?"}}</tool_call>')
         return "\n".join(lines)
 
     def _chat(self, messages: list[BaseMessage]) -> list[dict]:
@@ -112,8 +114,10 @@ class LocalChatModel(BaseChatModel):
         self._last_prompt = prompt
         inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
+            # Stop at the end of a call: the loop needs nothing after it, and CPU tokens are dear.
             output = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                    pad_token_id=tokenizer.eos_token_id)
+                                    pad_token_id=tokenizer.eos_token_id, stop_strings=["</tool_call>"],
+                                    tokenizer=tokenizer)
         text = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         if force:
             text = _PREFILL + text

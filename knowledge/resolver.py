@@ -644,6 +644,8 @@ class _Pass:
                 continue
             # before: "left kidney", "left-sided clavicle", "left and right kidneys", "both kidneys"
             k = span.start - 1
+            if k >= 2 and toks[k] == "of" and toks[k - 1] in ("side", "aspect", "half"):   # "right side of the heart"
+                k -= 1
             while k >= 0 and (toks[k] in ("sided", "side", "hand", "-", "(", "most") or (k in self.used and toks[k][:1] in "#@")):
                 k -= 1
             if k >= 0 and self._is_side(k) and k not in self.used:
@@ -663,6 +665,10 @@ class _Pass:
                                                          or (k in self.used and toks[k][:1] in "#@")):
                 walked.append(k)
                 k += 1
+            # "head and neck RT" is radiotherapy: a two-letter side after a name needs punctuation ("kidney, rt")
+            loose = toks[k] in ("rt", "lt") if k < len(toks) else False
+            if loose and not any(toks[w] in (",", "(", ":") for w in walked):
+                continue
             if k < len(toks) and self._is_side(k) and k not in self.used:
                 after = k + 1
                 while after < len(toks) and toks[after] in ("side", "sided", "hand", ")", "-"):
@@ -695,9 +701,11 @@ class _Pass:
             if not any(toks[j] in ("than", "with", "vs", "versus", "to", "and", "or") for j in range(max(0, k - 3), k)):
                 continue
             prev = [s for s in live if s.end <= k]
-            if not prev:
-                continue
+            if not prev or tok not in ("left", "right"):
+                continue  # abbreviations ("RT") are too loose to stand alone
             base = prev[-1]
+            if not any(self.tree.with_side(e.concept_id, "left") for e in base.entries):
+                continue  # the structure named before has no sides: the word is something else
             self.spans.append(Span(k, k + 1, list(base.entries), match=base.match, score=base.score,
                                    side=self.lang.side_of[tok], side_rule="side compared with the structure named before"))
             self.used.add(k)
@@ -712,8 +720,8 @@ class _Pass:
         neg_at = []
         for k, t in enumerate(toks):
             two = tuple(toks[k:k + 2])
-            if t in ("except", "excluding", "exclude", "without", "minus", "sparing", "besides") or two in (
-                    ("but", "not"), ("other", "than"), ("apart", "from"), ("not", "including")):
+            if t in self.lang.negations or two in (
+                    ("but", "not"), ("other", "than"), ("apart", "from"), ("not", "including"), ("leave", "out")):
                 neg_at.append(k)
         for k in neg_at:
             end = next((j for j in range(k, len(toks)) if toks[j] in self.lang.clause_breaks), len(toks))
@@ -749,10 +757,12 @@ class _Pass:
             words = [self.tokens[k] for k in chunk]
             if any(w in self.lang.context_markers for w in words):
                 continue
+            if live and words[0] in self.lang.locative_prepositions | {"to", "between", "including"}:
+                continue  # "..., from root to bifurcation": a description of the structure before it
             content = [w for w in words if w[:1].isalpha() and w not in self.lang.fillers and w not in self.lang.side_of
                        and w not in self.lang.lesion_words and w not in self.lang.procedure_words and len(w) > 1]
-            if not content:
-                continue
+            if not [w for w in content if w not in self.lang.part_nouns and w not in self.lang.positional_words]:
+                continue  # only "root", "upper", ...: a description, not a structure
             if live:
                 before = chunk[0] - 1
                 after = chunk[-1] + 1
@@ -865,6 +875,8 @@ class _Pass:
         for span in sorted(self.spans, key=lambda s: s.start):
             if span.dropped:
                 continue
+            if span.excluded and not any(self.tree.covered(e.concept_id, self.scope, self.modality) for e in span.entries):
+                continue  # leaving out what could not be segmented anyway changes nothing
             chosen = self._choose(span)
             if chosen is None:
                 continue

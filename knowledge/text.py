@@ -154,7 +154,9 @@ def prepare(text: str, known_ids: frozenset = frozenset()) -> str:
         text = re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b",
                       lambda m: f" @id:{m.group(0)} " if m.group(0) in known_ids else m.group(0).replace("_", " "), text)
     for abbr, full in lang.abbreviations.items():
-        text = re.sub(rf"(?<![a-z0-9]){re.escape(abbr)}(?=[\s,;)]|$)", f" {full} ", text)
+        # a dotted side ("lt.") only before a word: "... for head and neck RT." is radiotherapy
+        ahead = r"(?=\s+[a-z])" if full in ("left", "right") else r"(?=[\s,;)]|$)"
+        text = re.sub(rf"(?<![a-z0-9]){re.escape(abbr)}{ahead}", f" {full} ", text)
     text = re.sub(r"'s\b", "", text)
     text = text.replace("'", " ")
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)  # left-sided, skull-stripping

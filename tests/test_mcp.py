@@ -47,6 +47,7 @@ def transcript(isolated_home):
         ("ask", {"image": str(CT), "question": "how big is the spleen?", "segmentation": str(SEG)}),
         ("draft_report", {"image": str(CT), "segmentation": str(SEG), "region": "abdomen"}),
         ("ask", {"image": str(CT), "question": "how big is the zorblat?", "segmentation": str(SEG)}),
+        ("segment", {"image": str(CT), "structures": "left lung", "engine": "classical"}),
     ]
 
     async def script(session):
@@ -151,3 +152,12 @@ def test_draft_report_sentences_carry_their_numbers(transcript):
 def test_a_question_about_an_unknown_structure_is_a_tool_error(transcript):
     result = transcript[2][10]
     assert result.is_error and "Traceback" not in _text(result)
+
+
+def test_long_runs_send_progress_notifications(transcript):
+    result = transcript[2][11]
+    assert not result.is_error, _text(result)
+    assert result.structured_content["structures"][0]["engine"] == "classical"
+    messages = [m for _, _, m in transcript[3]]
+    assert any(m and "classical" in m for m in messages), transcript[3]
+    assert all(total == 100.0 for _, total, _ in transcript[3])

@@ -813,7 +813,16 @@ class _Pass:
 
     def _suggest(self, cid: str, side: str | None = None):
         """Suggest the nearest concept an engine in scope covers: cid itself, or its containers."""
-        chain = [cid] + self.tree.ancestors(cid) + self.tree.containers(cid)
+        chain, frontier = [cid], [cid]
+        while frontier:  # outward through containers and groups, nearest first: T12 -> thoracic spine -> vertebrae
+            nxt = []
+            for c in frontier:
+                concept = self.tree.get(c)
+                for up in ([concept.parent] if concept.parent else []) + self.tree.containers(c):
+                    if up in self.tree and up not in chain:
+                        chain.append(up)
+                        nxt.append(up)
+            frontier = nxt
         for c in chain:
             options = self._sided(c, side) or [c]
             if all(self.tree.covered(o, self.scope, self.modality) for o in options):

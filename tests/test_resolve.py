@@ -191,3 +191,23 @@ def test_unknown_modality_and_scope_are_input_errors():
         resolve("liver", modality="xray")
     with pytest.raises(InputError):
         resolve("liver", scope="everything")
+
+
+def test_context_words_that_look_like_sides_or_structures():
+    # "RT" is radiotherapy, "head and neck" is the plan's site, not a request
+    res = resolve("We need the spinal cord for head and neck RT.", modality="ct", scope="main")
+    assert res.leaves() == ["spinal_cord"] and res.status == "ok"
+    assert leaves("Segment the pancreas; ignore the duodenum.") == ["pancreas"]
+    assert leaves("The aorta please, from root to bifurcation.") == ["aorta"]
+    assert leaves("measure the aorta at the level of the renal arteries") == ["aorta"]
+
+
+def test_a_side_of_an_unpaired_organ_is_not_the_whole_organ():
+    for text in ["right side of the heart", "left colon", "upper ribs", "proximal femur"]:
+        res = resolve(text, modality="ct", scope="main")
+        assert res.concepts == [] and res.suggestions, text
+
+
+def test_suggestions_climb_to_what_the_modality_has():
+    assert resolve("T12", modality="mr", scope="main").suggestions == ["vertebrae"]   # total_mr: one class for all
+    assert resolve("RLL", modality="mr", scope="main").suggestions == ["lung_right"]

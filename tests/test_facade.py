@@ -57,3 +57,29 @@ def test_segment_writes_files_when_asked(tmp_path):
     stats = json.loads((tmp_path / "out" / "statistics.json").read_text())
     assert stats["spleen"]["volume"] == pytest.approx(STATS["spleen"]["volume"], rel=1e-6)
     assert str(tmp_path / "out" / "spleen.nii.gz") in result.files
+
+
+def test_ask_answers_from_the_mask_with_evidence():
+    answer = Prosector().ask(CT, "how big is the spleen?", seg=SEG)
+    assert answer.error is None
+    assert f"{STATS['spleen']['volume'] / 1000:.1f} mL" in answer.text
+    assert [s.id for s in answer.structures] == ["spleen"]
+    spleen = answer.structures[0]
+    assert spleen.volume_mm3 == pytest.approx(STATS["spleen"]["volume"], rel=1e-6)
+    assert spleen.data.shape == nib.load(CT).shape and np.allclose(spleen.affine, nib.load(CT).affine)
+    assert answer.evidence and answer.evidence[0]["structures"] == ["spleen"]
+
+
+def test_ask_about_nothing_known_says_so():
+    answer = Prosector().ask(CT, "how big is the zorblat?", seg=SEG)
+    assert answer.error and answer.structures == []
+
+
+def test_report_sentences_rest_on_returned_structures():
+    report = Prosector().report(CT, region="abdomen", seg=SEG)
+    assert report.markdown.strip() and report.sentences
+    ids = {s.id for s in report.structures}
+    for sentence in report.sentences:
+        assert set(sentence["structures"]) <= ids
+    liver = next(s for s in report.structures if s.id == "liver")
+    assert liver.volume_mm3 == pytest.approx(STATS["liver"]["volume"], rel=1e-6)

@@ -880,12 +880,14 @@ class _Pass:
             self._suggest(cid, span.side if span.side in ("left", "right") else None)
         included: list[tuple[str, Span]] = []
         excluded: set[str] = set()
+        uncovered_parts: list[Span] = []
         ambiguous: list[str] = []
         for span in sorted(self.spans, key=lambda s: s.start):
             if span.dropped:
                 continue
             if span.excluded and not any(self.tree.covered(e.concept_id, self.scope, self.modality) for e in span.entries):
-                continue  # leaving out what could not be segmented anyway changes nothing
+                uncovered_parts.append(span)
+                continue
             chosen = self._choose(span)
             if chosen is None:
                 continue
@@ -907,6 +909,15 @@ class _Pass:
                     ids.append((part, span))
         else:
             ids = included
+        for span in uncovered_parts:
+            # "left lung excluding the lingula": a part no engine labels apart cannot be cut out of its container
+            inside = set()
+            for e in span.entries:
+                for sided in self._sided(e.concept_id, span.side) or [e.concept_id]:
+                    inside |= {sided, *self.tree.ancestors(sided)}
+            if any(self._closure(cid) & inside for cid, _ in ids):
+                self.unresolved.append(Unresolved(f"except {self._span_text(span)}",
+                                                  "cannot be left out: no engine labels it apart", None))
         matches, seen = [], set()
         for cid, span in ids:
             if cid in seen:

@@ -87,13 +87,23 @@ def browser(tmp_path_factory):
 
 def _overlay_pixels(png: bytes) -> int:
     """Pixels of the first palette colour (crimson) blended over grey CT: red well above green and blue."""
+    r, g, b = _channels(png)
+    return int(np.count_nonzero((r - g > 70) & (r - b > 40) & (g < 170)))
+
+
+def _green_pixels(png: bytes) -> int:
+    """Pixels of the second palette colour (green) blended over grey CT."""
+    r, g, b = _channels(png)
+    return int(np.count_nonzero((g - r > 60) & (g - b > 40)))
+
+
+def _channels(png: bytes):
     from io import BytesIO
 
     from PIL import Image
 
     rgb = np.asarray(Image.open(BytesIO(png)).convert("RGB")).astype(int)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    return int(np.count_nonzero((r - g > 70) & (r - b > 40) & (g < 170)))
+    return rgb[..., 0], rgb[..., 1], rgb[..., 2]
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +167,23 @@ def test_page_loads_nothing_from_outside(conversation):
     outside = [u for u in conversation["requests"]
                if not u.startswith(conversation["url"].rstrip("/")) and not u.startswith(("data:", "blob:"))]
     assert outside == []
+
+
+def test_report_sentence_shows_its_evidence(conversation):
+    """Drafting a report overlays its structures; selecting the spleen's sentence highlights the spleen."""
+    page = conversation["page"]
+    page.click("#report-button")
+    page.wait_for_function("document.querySelector('#sentences').innerText.includes('Spleen')",
+                           timeout=ANSWER_TIMEOUT_MS)
+    time.sleep(1.0)
+    page.locator("#sentences [role=gridcell]:has-text('Spleen:')").first.click()
+    page.wait_for_function(
+        "document.querySelector('#axial-slice input[type=number]') !== null", timeout=30_000)
+    time.sleep(2.0)
+    focused = page.locator("#prosector-viewer").screenshot(path=str(ARTIFACTS / "viewer_spleen_sentence.png"))
+    # The spleen (second colour, green) is painted; the liver (crimson) is dimmed to a faint tint.
+    assert _green_pixels(focused) > 300
+    assert _overlay_pixels(focused) < 50
 
 
 def test_a_second_tab_has_its_own_session_and_errors_read_as_sentences(conversation, browser):

@@ -118,10 +118,14 @@ class LocalChatModel(BaseChatModel):
             output = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
                                     pad_token_id=tokenizer.eos_token_id, stop_strings=["</tool_call>"],
                                     tokenizer=tokenizer)
-        text = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        new_tokens = output[0][inputs["input_ids"].shape[1]:]
+        text = tokenizer.decode(new_tokens, skip_special_tokens=True)
         if force:
             text = _PREFILL + text
-        return ChatResult(generations=[ChatGeneration(message=self._message(text))])
+        message = self._message(text)
+        ended = len(new_tokens) < self.max_new_tokens or int(new_tokens[-1]) == tokenizer.eos_token_id
+        message.response_metadata["finish_reason"] = "stop" if ended or message.tool_calls else "length"
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _message(self, text: str) -> AIMessage:
         calls, invalid = [], []

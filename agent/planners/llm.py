@@ -148,6 +148,9 @@ class LLMPlanner:
             state = self.graph().invoke({"messages": messages}, config={"recursion_limit": 2 * self.max_steps + 1})
             last = state["messages"][-1]
             final = last.content if last.type == "ai" and isinstance(last.content, str) else ""
+            if final and (last.response_metadata or {}).get("finish_reason") == "length":
+                step("model answer cut off at its token limit: not used")
+                final = ""  # half a sentence is no answer; the tools' sentences stand instead
         except GraphRecursionError:
             cut_off = True
         return self._reply(final, cut_off)

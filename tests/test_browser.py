@@ -206,6 +206,29 @@ def test_a_second_tab_has_its_own_session_and_errors_read_as_sentences(conversat
     assert "Loaded" in conversation["page"].locator("#load-status").inner_text()
 
 
+def test_upload_through_the_browser(conversation, browser, tmp_path):
+    """A file picked in the page, not a server path: a text file is refused in words, the CT loads."""
+    page = browser.new_page()
+    page.goto(conversation["url"])
+    page.wait_for_selector("#question textarea")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a scan")
+    page.set_input_files("#scan-upload input[type=file]", str(notes))
+    page.wait_for_selector("#scan-upload :text('notes.txt')", timeout=60_000)
+    page.click("#load-button")
+    page.wait_for_function("document.querySelector('#load-status').innerText.includes('is not a scan')",
+                           timeout=60_000)
+    page.goto(conversation["url"])          # a reloaded page is a fresh session with an empty picker
+    page.wait_for_selector("#question textarea")
+    page.set_input_files("#scan-upload input[type=file]", str(CT))
+    page.wait_for_selector("#scan-upload :text('example_ct_sm')", timeout=60_000)
+    page.click("#load-button")
+    page.wait_for_function("document.querySelector('#load-status').innerText.includes('Loaded')",
+                           timeout=ANSWER_TIMEOUT_MS)
+    assert "122x101x30" in page.locator("#load-status").inner_text()
+    page.close()
+
+
 def test_keep_a_screenshot_for_the_readme(conversation):
     """The README's picture is this test's page: written to docs/ when PROSECTOR_UPDATE_SCREENSHOT=1."""
     from PIL import Image

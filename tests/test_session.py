@@ -109,3 +109,22 @@ def test_cached_chat_turn_imports_no_torch(home):
                          env={**__import__("os").environ, "PROSECTOR_HOME": str(home)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_export_lies_on_the_scan_grid(home):
+    import nibabel as nib
+
+    session = Session.open("export")
+    session.load_scan(CT, seg=SEG)
+    files = session.export(["left kidney", "spleen"], ["nifti", "statistics"], home / "out")
+    names = sorted(p.name for p in files)
+    assert names == ["kidney_left.nii.gz", "measurements.json", "spleen.nii.gz", "statistics.json"]
+    scan = nib.load(str(CT))
+    kidney = nib.load(str(home / "out" / "kidney_left.nii.gz"))
+    assert kidney.shape == scan.shape and np.allclose(kidney.affine, scan.affine)
+    truth = np.asarray(nib.load(str(SEG)).dataobj) == 3  # total: 3 = kidney_left
+    assert np.array_equal(np.asarray(kidney.dataobj) > 0, truth)
+    stats = json.loads((home / "out" / "statistics.json").read_text())
+    assert set(stats) == {"kidney_left", "spleen"}
+    with pytest.raises(InputError):
+        session.export(None, ["dicom-seg"], home / "out2")  # a NIfTI scan has no DICOM to reference

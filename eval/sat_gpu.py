@@ -140,18 +140,49 @@ def whole_ct(dev: torch.device, n_queries: int, spacing) -> None:
     torch.cuda.empty_cache()
 
 
+def real_ct(path: Path, dev: torch.device, n_queries: int, on_cpu: bool) -> None:
+    """A real CT through the whole pipeline, on the GPU and (optionally) on this machine's CPU."""
+    import nibabel as nib
+
+    from prosector.scan import Provenance, Scan
+
+    image = nib.load(str(path))  # nibabel directly: the GPU image lacks pydicom/SimpleITK for prosector.io
+    scan = Scan(np.asarray(image.dataobj), image.affine, "ct", Provenance(path=str(path), format="nifti"))
+    torch.manual_seed(0)
+    model = SatModel(CONFIGS["nano"]).eval()
+    queries = torch.randn(n_queries, model.config.query_dim)
+    for where in ([str(dev), "cpu"] if on_cpu else [str(dev)]):
+        if where != "cpu":
+            torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        run = run_sat(model, scan, queries, device=where)
+        entry = {"measure": "real_ct", "file": path.name, "shape": list(scan.data.shape), "device": where,
+                 "threads": torch.get_num_threads(), "queries": n_queries, "tiles": run.tiles,
+                 "seconds_total": round(time.perf_counter() - t, 1), "stages_s": {k: round(v, 1) for k, v in run.seconds.items()},
+                 "peak_rss_gib": round(peak_rss_gb(), 1)}
+        if where != "cpu":
+            entry["peak_gpu_gib"] = gib(torch.cuda.max_memory_allocated())
+        report(entry)
+        model = model.cpu()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_fixture = next((p for p in (REPO / ".gpu_fixture", REPO.parent / "shared" / "fixtures" / "sat_parity") if p.is_dir()), None)
     parser.add_argument("--fixture", type=Path, default=default_fixture)
     parser.add_argument("--queries", type=int, default=16)
     parser.add_argument("--skip-pro", action="store_true")
+    parser.add_argument("--only-ct", type=Path, metavar="NIFTI", help="only run this real CT (GPU, then --ct-cpu)")
+    parser.add_argument("--ct-cpu", action="store_true", help="with --only-ct: also on the machine's CPU (float32, all threads)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("sat_gpu.py: no CUDA GPU visible to torch")
     dev = torch.device("cuda")
     report({"measure": "environment", "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
             "bf16": torch.cuda.is_bf16_supported(), "cpus": os.cpu_count()})
+    if args.only_ct is not None:
+        real_ct(args.only_ct, dev, 4, args.ct_cpu)
+        return
     if args.fixture is not None and (args.fixture / "checkpoint.pth").is_file():
         parity(args.fixture, dev)
     if args.fixture is not None and (args.fixture / "full_size_queries.npy").is_file():

@@ -52,6 +52,7 @@ class Language:
     course_verbs: frozenset
     context_markers: frozenset
     fillers: frozenset
+    request_words: frozenset
     spelling: dict
     plurals: dict
     no_singular: frozenset
@@ -71,9 +72,11 @@ def language() -> Language:
     return Language(
         side_of=side_of, viewer_markers=s("viewer_markers"), side_fillers=s("side_fillers"),
         conjunctions=s("conjunctions"), separators=s("separators"), clause_breaks=s("clause_breaks"),
-        negations=s("negations"), lesion_words=s("lesion_words"), variant_words=s("variant_words"), part_nouns=s("part_nouns"), positional_words=s("positional_words"), procedure_words=s("procedure_words"),
+        negations=s("negations"), lesion_words=s("lesion_words"), variant_words=s("variant_words"),
+        part_nouns=s("part_nouns"), positional_words=s("positional_words"), procedure_words=s("procedure_words"),
         procedure_suffixes=tuple(data.get("procedure_suffixes", [])), locative_prepositions=s("locative_prepositions"),
-        generic_heads=s("generic_heads"), course_verbs=s("course_verbs"), context_markers=s("context_markers"), fillers=s("fillers"),
+        generic_heads=s("generic_heads"), course_verbs=s("course_verbs"), context_markers=s("context_markers"),
+        fillers=s("fillers"), request_words=s("request_words"),
         spelling={str(k): str(v) for k, v in data.get("spelling", {}).items()},
         plurals={str(k): str(v) for k, v in data.get("plurals", {}).items()}, no_singular=s("no_singular"),
         numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()}, roman_after=s("roman_after"),

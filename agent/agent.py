@@ -102,14 +102,16 @@ class Agent:
         """Findings for a region (abdomen, chest, pelvis, spine) or the whole scan, each sentence with evidence."""
         from .drafting import draft_report
 
-        model = None
+        model, unavailable = None, None
         if self.llm_spec:
             from .llm.models import LLMUnavailable
 
             try:
                 model = self.chat_model()
-            except LLMUnavailable:
-                model = None
+            except LLMUnavailable as err:
+                unavailable = f"the language model is unavailable ({err}); the template wording is used"
         report = draft_report(self.session, region, chat_model=model, progress=progress)
+        if unavailable:
+            report.warnings.insert(0, unavailable)
         self.session.log("report", report.to_dict())
         return report

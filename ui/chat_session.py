@@ -4,6 +4,7 @@ Every method raises ProsectorError for what the user must hear; the app turns it
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import zipfile
@@ -38,6 +39,7 @@ class ChatSession:
         self.scan_label = ""
         self._lock = threading.Lock()
         self._scratch = Path(tempfile.mkdtemp(prefix="prosector-chat-"))
+        self._downloads: Path | None = None
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self, scan_path: str | None = None, scan_upload: str | None = None, seg_path: str | None = None,
@@ -196,7 +198,10 @@ class ChatSession:
         """Per-structure NIfTI, multilabel NIfTI, DICOM SEG (DICOM inputs), statistics.json, report, log."""
         if self.session is None:
             return []
-        out = Path(tempfile.mkdtemp(prefix="downloads-", dir=self._scratch))
+        if self._downloads is not None:
+            # Gradio has copied the previous set into its own cache already; only the newest is kept here.
+            shutil.rmtree(self._downloads, ignore_errors=True)
+        out = self._downloads = Path(tempfile.mkdtemp(prefix="downloads-", dir=self._scratch))
         files: list[Path] = []
         if self.session.masks:
             formats = ["nifti", "multilabel", "statistics"]

@@ -97,3 +97,17 @@ def test_mask_off_grid_is_refused_and_legend_names_structures(ct_and_labels):
     html = legend_html(viewer)
     assert "liver &lt;b&gt;" in html and "rgb(" in html
     assert viewer.structure_centre("nothing") is None
+
+
+def test_lps_mr_shows_the_liver_on_the_viewers_left_and_anterior_up():
+    scan = load_scan(TOTALSEG / "example_mr_sm.nii.gz")
+    assert scan.grid.orientation == "LPS"
+    labels = np.asarray(nib.load(TOTALSEG / "example_seg_roi_subset_mr.nii.gz").dataobj)
+    viewer = SliceViewer(scan)
+    viewer.set_mask(Mask("liver", labels > 0, "precomputed"), colour=PALETTE[3])
+    image, _ = _axial_through(viewer, "liver")
+    hits = _colour_columns(image, PALETTE[3])
+    assert hits[:, 1].mean() < image.width / 2
+    # MR has no HU: the window comes from the scan's own percentiles.
+    low, high = viewer.window("soft tissue")
+    assert low < high and (low, high) != (-160.0, 240.0)

@@ -61,3 +61,7 @@ def test_cli_list_names_the_install_command(tmp_path, monkeypatch, capsys):
 def test_hub_listing_is_read_by_folder():
     listing = {"Nano/SAT_Nano.pth": 1, "Nano/text_encoder.pth": 2, "Pro/SAT_Pro.pth": 3, "Pro/text_encoder.pth": 4, "README.md": 5}
     assert pick_hub_files(listing, "pro") == ("Pro/SAT_Pro.pth", "Pro/text_encoder.pth")
+    flat = {"sat_nano.pth": 1, "nano_text_encoder.pth": 2, "sat_pro.pth": 3}
+    assert pick_hub_files(flat, "nano") == ("sat_nano.pth", "nano_text_encoder.pth")
+    with pytest.raises(Exception, match="unexpected file layout"):
+        pick_hub_files({"README.md": 1}, "nano")

@@ -50,6 +50,8 @@ def pick_hub_files(listing: dict[str, int | None], variant: str) -> tuple[str, s
     """(segmentation file, text-encoder file) of a variant's hub folder."""
     folder = HUB_FOLDER[variant] + "/"
     pths = [p for p in listing if p.startswith(folder) and p.endswith(".pth")]
+    if not pths:  # no variant folder: fall back to file paths that name the variant
+        pths = [p for p in listing if p.endswith(".pth") and variant in p.lower()]
     text = [p for p in pths if "text" in Path(p).name.lower()]
     seg = [p for p in pths if p not in text]
     if len(text) != 1 or len(seg) != 1:

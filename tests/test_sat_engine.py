@@ -181,3 +181,14 @@ def test_anatomy_tree_names_the_same_vocabulary_and_maps_concepts():
     assert engine.covers("adrenal_gland_left", "ct") and not engine.covers("adrenal_gland_left", "pet")
     assert from_tree.terms_for("adrenal_gland_left", "ct") == ["left adrenal gland"]
     assert not engine.covers("not_a_structure", "ct")
+
+
+def test_weights_can_be_named_by_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROSECTOR_HOME", str(tmp_path))
+    monkeypatch.setenv("PROSECTOR_SAT_MODEL", str(FIX / "checkpoint.pth"))
+    monkeypatch.setenv("PROSECTOR_SAT_TEXT_ENCODER", str(FIX / "text_tower" / "text_encoder_checkpoint.pth"))
+    monkeypatch.setenv("PROSECTOR_SAT_TOKENIZER", str(FIX / "text_tower" / "tiny_biolord"))
+    engine = SatEngine()
+    assert engine.readiness().ready and engine.files.variant == "custom"
+    monkeypatch.delenv("PROSECTOR_SAT_MODEL")
+    assert not SatEngine().readiness().ready

@@ -6,6 +6,9 @@ Layout written by `prosector weights install sat-nano|sat-pro`:
     $PROSECTOR_HOME/sat/pro/SAT_Pro.pth, text_encoder.pth
     $PROSECTOR_HOME/sat/biolord/                   BioLORD-2023-C tokenizer + config (shared)
     $PROSECTOR_HOME/sat/cache/                     text embeddings keyed by checkpoint hash
+
+Files kept elsewhere are named by PROSECTOR_SAT_MODEL, PROSECTOR_SAT_TEXT_ENCODER and
+PROSECTOR_SAT_TOKENIZER (or by the engine's explicit arguments, which win).
 """
 from __future__ import annotations
 
@@ -48,7 +51,10 @@ class SatFiles:
 
 
 def locate(variant: str = "nano", model=None, text_encoder=None, tokenizer_dir=None) -> SatFiles:
-    """Explicit paths win; otherwise the standard place under PROSECTOR_HOME."""
+    """Explicit paths win, then PROSECTOR_SAT_* variables, then the standard place under PROSECTOR_HOME."""
+    model = model or os.environ.get("PROSECTOR_SAT_MODEL") or None
+    text_encoder = text_encoder or os.environ.get("PROSECTOR_SAT_TEXT_ENCODER") or None
+    tokenizer_dir = tokenizer_dir or os.environ.get("PROSECTOR_SAT_TOKENIZER") or None
     if variant not in VARIANTS:
         from prosector.errors import InputError
 

@@ -198,3 +198,12 @@ def test_mr_intensity_is_not_hounsfield():
     assert f"mean signal of the liver is {truth.mean('liver')} a.u." in reply.text
     assert "HU" not in reply.text and "steatosis" not in reply.text
 
+
+
+def test_export_through_the_planner(agent, truth):
+    reply = agent.ask("export the kidneys as nifti")
+    assert reply.error is None and "kidney_left.nii.gz" in reply.text
+    folder = reply.text.rsplit(" to ", 1)[1].rstrip(".")
+    exported = nib.load(f"{folder}/kidney_right.nii.gz")
+    assert np.array_equal(np.asarray(exported.dataobj) > 0, truth.mask("kidney_right"))
+    assert np.allclose(exported.affine, truth.affine)

@@ -5,6 +5,7 @@ Deterministic and fast (no model, no torch when masks are cached). What it canno
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -77,7 +78,7 @@ class OfflinePlanner:
             structures = concepts
         except InputError:
             pass  # no anatomy named: export every mask of the session
-        out_dir = self.session.root / "exports" / time.strftime("%Y%m%d-%H%M%S")
+        out_dir = self.session.root / "exports" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4])
         files = self.session.export(structures, formats, out_dir)
         step(f"export: {', '.join(formats)} -> {out_dir}")
-        return Reply(f"Wrote {len(files)} file(s) to {out_dir}.", intent="export")
+        return Reply(f"Wrote {', '.join(f.name for f in files)} to {out_dir}.", intent="export")

@@ -67,7 +67,9 @@ def resolve_names(session, names: list[str]) -> tuple[list[str], dict[str, list[
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"structure names must be words, got {name!r}")
-        ids, lines = resolve_structures(session, name.replace("_", " ") if "_" in name and name not in _tree_ids() else name)
+        # A real id passes as is; an invented one (kidney_lft) is read as the words it spells.
+        text = name if name in _tree_ids() else name.replace("_", " ")
+        ids, lines = resolve_structures(session, text)
         resolved[name] = ids
         concepts += ids
         steps += lines

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -21,7 +22,7 @@ class ExportResult(ToolResult):
 
 
 def _run(session, structures: list[str] | None = None, format: str = "nifti", out_dir=None) -> ExportResult:
-    out_dir = out_dir or session.root / "exports" / time.strftime("%Y%m%d-%H%M%S")
+    out_dir = out_dir or session.root / "exports" / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4])
     files = session.export(structures or None, [format], out_dir)
     return ExportResult(text=f"Wrote {len(files)} file(s) to {out_dir}.", files=[str(f) for f in files])
 

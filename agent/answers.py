@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from prosector.measure import Measurements
 
-from .references import criteria, volume_range
+from .references import criteria, enlargement_limit, volume_range
 from .templates import fill
 
 VOLUME_DECIMALS = 1    # mL
@@ -101,6 +101,16 @@ def normality(mask_id: str, m: Measurements) -> Answer:
     if m.empty:
         return a
     found = volume_range(mask_id)
+    limit = enlargement_limit(mask_id)
+    if found is None and limit is not None:
+        value, source = limit
+        text = fmt(value, VOLUME_DECIMALS)
+        key = ("limit_above" if m.volume_ml > value else
+               "limit_cut_off" if m.touches_border else "limit_not_above")
+        a.say(fill("answer_templates", key, name=name, limit=text, source=source), [mask_id],
+              [number(text, "mL", mask_id, "reference_limit")],
+              {"quantity": "volume_ml", "enlarged_above": value, "source": source})
+        return a
     if found is None:
         a.say(fill("answer_templates", "no_reference", name=name), [mask_id])
         return a
@@ -222,8 +232,10 @@ def count(group: str, members: list[tuple[str, Measurements]]) -> Answer:
     total = str(len(members))
     group_name = display_name(group)
     vertebrae = all(i.startswith("vertebrae_") for i, _ in members)
-    noun = (group_name.replace(" spine", "") + " vertebrae") if vertebrae else \
-        group_name if group_name.endswith("s") else f"parts of the {group_name}"
+    if vertebrae and "vertebra" not in group_name:
+        noun = group_name.replace(" spine", "") + " vertebrae"
+    else:
+        noun = group_name if group_name.endswith(("s", ")")) else f"parts of the {group_name}"
     if not seen:
         a.say(fill("answer_templates", "count_none", total=total, members=noun), [group],
               [number(total, "", group, "count_total")])

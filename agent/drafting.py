@@ -16,7 +16,7 @@ from prosector.errors import InputError
 
 from . import answers
 from .answers import HU_DECIMALS, RATIO_DECIMALS, VOLUME_DECIMALS, display_name, fmt
-from .references import criteria, volume_range
+from .references import criteria, enlargement_limit, volume_range
 from .templates import fill, prompt_text
 from .types import Report
 
@@ -133,6 +133,14 @@ def _size(draft: _Draft, subject: str, m) -> None:
     v = fmt(m.volume_ml, VOLUME_DECIMALS)
     numbers = [_num(v, "mL", subject, "volume")]
     found = volume_range(subject)
+    limit = enlargement_limit(subject)
+    if found is None and limit is not None and (m.volume_ml > limit[0] or not m.touches_border):
+        text = fmt(limit[0], VOLUME_DECIMALS)
+        key = "size_limit_above" if m.volume_ml > limit[0] else "size_limit_not_above"
+        draft.say(key, [subject], numbers + [_num(text, "mL", subject, "reference_limit")],
+                  {"quantity": "volume_ml", "enlarged_above": limit[0], "source": limit[1]},
+                  Name=name, volume=v, limit=text, ref=draft.cite(limit[1]))
+        return
     if m.touches_border:
         draft.warnings.append(f"{display_name(subject)} touches the scan border ({', '.join(m.border_axes)}): "
                               "its volume is a lower bound")

@@ -65,6 +65,15 @@ def _subjects(session, concept: str, mask_ids: list[str]) -> list[str]:
     return [session.union_mask(concept, mask_ids)]
 
 
+def _common_group(concepts: list[str]) -> str | None:
+    """The smallest tree group holding every one of these concepts, if there is one."""
+    from prosector.knowledge import load_tree
+
+    tree = load_tree()
+    shared = set.intersection(*(_containers_of(c) for c in concepts))
+    return min(shared, key=lambda g: len(tree.leaves(g)), default=None)
+
+
 def _containers_of(structure: str) -> set[str]:
     from prosector.knowledge import load_tree
 
@@ -89,6 +98,10 @@ def answer_concepts(session, intent: str, concepts: list[str], engine: str | Non
     measure = session.measurement
     result = Answer()
     if intent == "count":
+        if len(by_concept) > 1:
+            # "ribs on the left" resolves to twelve ribs: count them as the group that holds them all.
+            members = list(dict.fromkeys(i for ids in by_concept.values() for i in ids))
+            by_concept = {_common_group(list(by_concept)) or "requested structures": members}
         for concept, ids in by_concept.items():
             members = sorted(ids, key=_level_key)
             result.extend(answers.count(concept, [(i, measure(i)) for i in members]))

@@ -33,6 +33,13 @@ def volume_range(structure: str) -> tuple[float, float, str] | None:
     return float(low), float(high), str(ref.get("source") or "source not given")
 
 
+def enlargement_limit(structure: str) -> tuple[float, str] | None:
+    """(volume in mL above which the tree calls the structure enlarged, source), when it has one."""
+    ref = reference(structure)
+    limit = ref.get("volume_ml", {}).get("enlarged_above") if ref and isinstance(ref.get("volume_ml"), dict) else None
+    return (float(limit), str(ref.get("source") or "source not given")) if limit is not None else None
+
+
 def reference_values(structure: str) -> dict:
     """Everything known for a structure: tree reference values and the criteria that use it."""
     ref = reference(structure) or {}

@@ -207,3 +207,19 @@ def test_export_through_the_planner(agent, truth):
     exported = nib.load(f"{folder}/kidney_right.nii.gz")
     assert np.array_equal(np.asarray(exported.dataobj) > 0, truth.mask("kidney_right"))
     assert np.allclose(exported.affine, truth.affine)
+
+
+def test_enlargement_threshold_from_the_tree(agent, truth):
+    reply = agent.ask("Is the prostate enlarged?")
+    volume = truth.volume("prostate")
+    assert volume in reply.text and "30.0 mL" in reply.text and "Roehrborn" in reply.text
+    if truth.cut("prostate") and float(volume) <= 30:
+        assert "cannot show whether" in reply.text
+    else:
+        assert ("is enlarged" in reply.text) == (float(volume) > 30)
+
+
+def test_count_over_a_side(agent, truth):
+    seen = [n for n in range(1, 13) if truth.mask(f"rib_left_{n}").any()]
+    reply = agent.ask("how many ribs on the left are visible?")
+    assert reply.text.startswith(f"{len(seen)} of the 12 left ribs are visible")

@@ -36,8 +36,9 @@ def resolve_structures(session, text: str) -> tuple[list[str], list[str]]:
         if lang:
             raise InputError(f"This request looks {lang.capitalize()}; I only read requests in English. "
                              "Please ask again in English, e.g. 'how big is the spleen?'.")
+        suggestions = suggestion_text(resolution, tree)
         raise InputError(f"I cannot answer that: {unresolved_reason(resolution)}."
-                         + suggestion_text(resolution, tree))
+                         + (suggestions or " Ask 'help' for the questions I answer."))
     steps = [f"resolved: {tree.get(m.id).name} [{m.id}]" + (f" ({m.match})" if m.match != "exact" else "")
              for m in resolution.concepts]
     steps += [f"not understood: {u.text!r} ({u.reason})" for u in resolution.unresolved]

@@ -103,6 +103,28 @@ def test_memory_saving_decoder_path_gives_the_same_logits(mini_model, monkeypatc
     np.testing.assert_allclose(logits, np.load(FIX / "expected_logits.npy"), atol=MINI_ATOL, rtol=0)
 
 
+def test_sliding_window_on_one_tile_gives_reference_probabilities(mini_model, monkeypatch):
+    """A volume of exactly one patch: Gaussian weights cancel, leaving sigmoid(reference logits)."""
+    import prosector.models.sat.inference as inference
+
+    volume = np.load(FIX / "input.npy")[0, 0]
+    q = torch.from_numpy(np.load(FIX / "queries.npy"))
+    expected = 1 / (1 + np.exp(-np.load(FIX / "expected_logits.npy")[0].astype(np.float64)))
+    acc = inference.sliding_window(mini_model, volume, q)
+    assert acc.tiles == 1 and acc.weighted.dtype == np.float32
+    for j in range(4):
+        np.testing.assert_allclose(acc.probability(j), expected[j], atol=1e-5, rtol=0)
+    # Many classes on a large volume switch the accumulators to float16: same masks except within
+    # float16 rounding of 0.5 (random weights put many voxels there).
+    monkeypatch.setattr(inference, "FLOAT32_ACCUMULATOR_LIMIT", 0)
+    half = inference.sliding_window(mini_model, volume, q, max_queries=3)
+    assert half.weighted.dtype == np.float16
+    for j in range(4):
+        np.testing.assert_allclose(half.probability(j), expected[j], atol=2e-3, rtol=0)
+        clear = np.abs(expected[j] - 0.5) > 2e-3
+        np.testing.assert_array_equal((half.probability(j) > 0.5)[clear], (expected[j] > 0.5)[clear])
+
+
 def test_random_small_case_catches_channel_and_axis_permutations():
     model, _ = load_segmentation_model(FIX / "checkpoint.pth", image_size=(64, 64, 32))
     case = FIX / "case_random_small"

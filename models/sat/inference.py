@@ -78,16 +78,20 @@ def sliding_window(
     model = model.to(device).eval()
     n = int(queries.shape[0])
     voxels = int(np.prod(volume.shape))
+    g_full = torch.from_numpy(gaussian_weights(patch).astype(np.float32)).to(device)
     on_device = device.type == "cuda" and n * voxels * 4 <= min(GPU_ACCUMULATOR_LIMIT, torch.cuda.mem_get_info(device)[0] // 4)
     if on_device:
         weighted = torch.zeros((n,) + tuple(volume.shape), dtype=torch.float32, device=device)
         weight = torch.zeros(volume.shape, dtype=torch.float32, device=device)
     else:
         acc_dtype = np.float32 if n * voxels * 4 <= FLOAT32_ACCUMULATOR_LIMIT else np.float16
+        if acc_dtype == np.float16:
+            # prob * weight must stay a normal float16 number: a tile corner's 6e-8 would underflow
+            # to 0 and read as probability 0 where only tile edges reach (floor at 2^-14).
+            g_full = g_full.clamp(min=2.0**-14)
         weighted = np.zeros((n,) + tuple(volume.shape), dtype=acc_dtype)
         weight = np.zeros(volume.shape, dtype=np.float32)
     chunk = max_queries or max(1, LOGIT_ELEMENTS_PER_CHUNK // int(np.prod(patch)))
-    g_full = torch.from_numpy(gaussian_weights(patch).astype(np.float32)).to(device)
     queries = queries.to(device=device, dtype=torch.float32)
     boxes = tiles(volume.shape, patch)
     for t, box in enumerate(boxes):

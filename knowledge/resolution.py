@@ -40,7 +40,7 @@ class Resolution:
     question: str | None = None
     candidates: list[str] = field(default_factory=list)   # for `ambiguous`: the concepts to choose from
     modality: str | None = None
-    scope: str = "any"
+    scope: str = "main"
 
     @property
     def ids(self) -> list[str]:

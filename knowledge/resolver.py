@@ -51,7 +51,7 @@ class Resolver:
         self._semantic = semantic          # None: built lazily on first need; False: disabled
 
     # -- public -------------------------------------------------------------------------------
-    def resolve(self, text: str, modality: str | None = None, scope: str = "any") -> Resolution:
+    def resolve(self, text: str, modality: str | None = None, scope: str = "main") -> Resolution:
         modality = normalise_modality(modality)
         if scope not in SCOPES:
             raise InputError(f"unknown scope '{scope}': use one of {', '.join(SCOPES)}")
@@ -151,11 +151,13 @@ def default_resolver() -> Resolver:
     return Resolver(load_tree(), lexicon())
 
 
-def resolve(text: str, modality: str | None = None, scope: str = "any") -> Resolution:
+def resolve(text: str, modality: str | None = None, scope: str = "main") -> Resolution:
     """Resolve free text to anatomy concepts.
 
     modality: ct | mr | None (either). scope: which engines count as able to segment a concept:
-    `main` the modality's main TotalSegmentator task (total / total_mr), `totalseg` any of its tasks,
-    `any` any engine the tree names (TotalSegmentator or SAT).
+    `main` (default) the modality's main TotalSegmentator task (total / total_mr): what Prosector
+    segments out of the box, and the policy its query sets are scored by; `totalseg` any
+    TotalSegmentator task; `any` any engine the tree names (TotalSegmentator subtasks or SAT), for a
+    caller that will route such concepts to an engine that has them.
     """
     return default_resolver().resolve(text, modality=modality, scope=scope)

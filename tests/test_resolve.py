@@ -211,3 +211,10 @@ def test_a_side_of_an_unpaired_organ_is_not_the_whole_organ():
 def test_suggestions_climb_to_what_the_modality_has():
     assert resolve("T12", modality="mr", scope="main").suggestions == ["vertebrae"]   # total_mr: one class for all
     assert resolve("RLL", modality="mr", scope="main").suggestions == ["lung_right"]
+
+
+def test_default_scope_is_what_prosector_segments_out_of_the_box():
+    # the main TotalSegmentator task: SAT-only or subtask-only structures are "unknown" unless asked for
+    res = resolve("pituitary gland", modality="ct")
+    assert res.scope == "main" and res.concepts == [] and res.status == "unknown"
+    assert resolve("pituitary gland", modality="mr", scope="any").ids == ["pituitary_gland"]

@@ -13,9 +13,9 @@ EPILOG = """examples:
   prosector terms --batch queries.txt --modality ct      (one query per line; - reads standard input)
   prosector terms --list --modality mr --json
 
-scope: which engines count as able to segment a concept. main = the modality's main
+scope: which engines count as able to segment a concept. main (default) = the modality's main
 TotalSegmentator task (total for CT, total_mr for MR); totalseg = any TotalSegmentator task;
-any = any engine the anatomy tree names (TotalSegmentator or SAT). Exit status: 0 resolved,
+any = any engine the anatomy tree names (TotalSegmentator subtasks or SAT). Exit status: 0 resolved,
 2 when nothing in the query could be resolved (or bad input)."""
 
 
@@ -28,8 +28,8 @@ def register(sub) -> None:
                             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("query", nargs="*", help="free text, e.g. 'left adrenal gland'")
     parser.add_argument("--modality", choices=["ct", "mr"], default=None, help="image modality (default: either)")
-    parser.add_argument("--scope", choices=["main", "totalseg", "any"], default="any",
-                        help="engines that count as able to segment a concept (default: any)")
+    parser.add_argument("--scope", choices=["main", "totalseg", "any"], default="main",
+                        help="engines that count as able to segment a concept (default: main)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--batch", metavar="FILE", help="resolve one query per line of FILE (- for standard input), "
                                                         "printing one JSON object per line")

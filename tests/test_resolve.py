@@ -217,4 +217,4 @@ def test_default_scope_is_what_prosector_segments_out_of_the_box():
     # the main TotalSegmentator task: SAT-only or subtask-only structures are "unknown" unless asked for
     res = resolve("pituitary gland", modality="ct")
     assert res.scope == "main" and res.concepts == [] and res.status == "unknown"
-    assert resolve("pituitary gland", modality="mr", scope="any").ids == ["pituitary_gland"]
+    assert resolve("pituitary gland", modality="ct", scope="any").ids == ["pituitary_gland"]   # SAT has it on CT

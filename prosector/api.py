@@ -220,7 +220,7 @@ def segment(
 ) -> SegmentResult:
     """`prosector segment`: free text -> masks on the scan's grid, measured; written when `out_dir` is given."""
     from prosector.models.base import SegmentOptions
-    from prosector.segmenting import build_router, resolve_request, segment_scan
+    from prosector.segmenting import build_router, segment_scan
 
     if out_dir is not None:
         check_writable(Path(out_dir))

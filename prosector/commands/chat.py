@@ -30,14 +30,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from prosector.commands._serve import check_server_flags
     from prosector.config import home
     from prosector.errors import InputError
 
-    for folder in args.allow or []:
-        if not Path(folder).expanduser().is_dir():
-            raise InputError("--allow needs an existing folder", path=folder)
-    if not 0 < args.port < 65536:
-        raise InputError(f"--port {args.port} is not a TCP port")
+    check_server_flags(args.allow, args.port)
     if args.max_upload_mb <= 0:
         raise InputError("--max-upload-mb must be positive")
     from prosector.ui.app import build_app, launch

@@ -26,15 +26,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from prosector.errors import InputError
+    from prosector.commands._serve import check_server_flags
     from prosector.ui.mcp_server import run_server
 
-    for folder in args.allow or []:
-        if not Path(folder).expanduser().is_dir():
-            raise InputError("--allow needs an existing folder", path=folder)
-    if not 0 < args.port < 65536:
-        raise InputError(f"--port {args.port} is not a TCP port")
+    check_server_flags(args.allow, args.port)
     run_server(args.allow, http=args.http, host=args.host, port=args.port)
     return 0

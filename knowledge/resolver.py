@@ -61,6 +61,7 @@ class Resolver:
         return _Pass(self, text, modality, scope).run()
 
     def semantic(self):
+        """The cached semantic index, built on first need; None when the model or faiss is missing."""
         if self._semantic is None:
             try:
                 from .semantic import SemanticIndex
@@ -98,8 +99,9 @@ def _ascii(text: str) -> str:
 def _looks_like_path(text: str) -> bool:
     if " " in text.strip():
         return bool(_FILE_SUFFIX.search(text.strip()) and ("/" in text or "\\" in text))
+    # "L4/L5/S1" and "liver/spleen" are lists, not paths: only a rooted path or a file name counts
     return bool(text.startswith(("/", "./", "../", "~/", "\\")) or re.match(r"^[A-Za-z]:\\", text)
-                or _FILE_SUFFIX.search(text) or text.count("/") >= 2)
+                or _FILE_SUFFIX.search(text))
 
 
 class _Pass(SpanFinding, ContextRules, SideRules, Decision):
@@ -143,7 +145,6 @@ class _Pass(SpanFinding, ContextRules, SideRules, Decision):
         self._negation()
         self._leftovers()
         return self._decide()
-
 
 
 @functools.lru_cache(maxsize=1)

@@ -56,6 +56,9 @@ class Decision:
             self._resolve_chunk(chunk, content)
 
     def _resolve_chunk(self, chunk, content):
+        if len(content) == 1:   # a lone list item may be an ordinary word misspelt ("brain" typed "brian")
+            fixed = self.lex.correct_word(content[0], self.r.english, force=True)
+            content = [fixed] if fixed and self.lex.lookup((fixed,)) else content
         text = " ".join(content)
         side = next((self.lang.side_of[self.tokens[k]] for k in chunk if self._is_side(k)), None)
         hit = self.lex.nearest_phrase(text)

@@ -34,15 +34,23 @@ class Lexicon:
     def lookup(self, key: tuple) -> list[Entry]:
         return self.keys.get(key, [])
 
-    def correct_word(self, word: str, english: frozenset) -> str | None:
-        """Nearest tree word for a misspelt token (same first letter, similar length), or None."""
-        if len(word) < 4 or word in self.words or word in english or not word.isalpha():
+    def correct_word(self, word: str, english: frozenset, context: tuple = (), force: bool = False) -> str | None:
+        """Nearest tree word for a misspelt token (same first letter, similar length), or None.
+
+        Among near ties the word that makes a name with its neighbours wins ("suprarenal glnad" ->
+        gland, not gonad). `force` also corrects ordinary English words (a lone list item "brian")."""
+        if len(word) < 4 or word in self.words or (word in english and not force) or not word.isalpha():
             return None
         pool = self.words_by_initial.get(word[0], ())
-        best = process.extractOne(word, pool, scorer=fuzz.ratio, score_cutoff=80)
-        if best and abs(len(best[0]) - len(word)) <= 2:
-            return best[0]
-        return None
+        found = [(w, score) for w, score, _ in process.extract(word, pool, scorer=fuzz.ratio, score_cutoff=80, limit=6)
+                 if abs(len(w) - len(word)) <= 2]
+        if not found:
+            return None
+        before, after = (context + (None, None))[:2]
+        for w, _ in found:
+            if (before and self.keys.get((before, w))) or (after and self.keys.get((w, after))):
+                return w
+        return found[0][0]
 
     def split_joined(self, word: str) -> tuple[str, str] | None:
         """'spinalcord' -> ('spinal', 'cord') when the two halves make a name of the tree."""

@@ -37,12 +37,20 @@ class SpanFinding:
             pair = self.lex.split_joined(tok) if tok[:1].isalpha() and tok not in self.r.english else None
             split.extend(pair or (tok,))
         self.tokens = split
+        from rapidfuzz import fuzz, process
+
         for i, tok in enumerate(self.tokens):
             if not tok[:1].isalpha() or tok in self.lang.side_of:
                 continue
-            fixed = self.lex.correct_word(tok, self.r.english)
+            if len(tok) <= 5 and tok not in self.r.english and tok not in self.lex.words:   # "lef", "rigth"
+                side = process.extractOne(tok, ("left", "right"), scorer=fuzz.ratio, score_cutoff=75)
+                if side:
+                    self.corrected[i] = (tok, side[1] / 100.0)
+                    self.tokens[i] = side[0]
+                    continue
+            neighbours = (self.tokens[i - 1] if i else None, self.tokens[i + 1] if i + 1 < len(self.tokens) else None)
+            fixed = self.lex.correct_word(tok, self.r.english, neighbours)
             if fixed and fixed != tok:
-                from rapidfuzz import fuzz
                 self.corrected[i] = (tok, fuzz.ratio(tok, fixed) / 100.0)
                 self.tokens[i] = fixed
 
@@ -150,10 +158,15 @@ class SpanFinding:
                 words = self.tokens[span.start:span.end]
                 phrase = " ".join([word] + words if side == "before" else words + [word])
                 hit = self.lex.nearest_phrase(phrase, cutoff=90)
+                from rapidfuzz import fuzz
                 keep = tuple(words)
-                if hit and len(hit[0]) == len(words) + 1 and (hit[0][1:] == keep if side == "before" else hit[0][:-1] == keep):
-                    from rapidfuzz import fuzz
+                if hit and len(hit[0]) == len(words) + 1:
+                    # the span's own words stay (near enough: "glutes medius" -> gluteus medius); only the
+                    # neighbour may be the misspelt one ("coastal cartilage"), never a different name ("adrenal mass")
+                    same = hit[0][1:] if side == "before" else hit[0][:-1]
                     extra = hit[0][0] if side == "before" else hit[0][-1]
+                    if any(fuzz.ratio(a, b) < 80 for a, b in zip(same, keep)):
+                        continue
                     if fuzz.ratio(extra, word) < 80 or word in self.lang.lesion_words:
                         continue
                     span.entries = list(self.lex.lookup(hit[0]))
@@ -214,9 +227,14 @@ class SpanFinding:
                     self.used.update(sides)
 
     def _absorb_head_nouns(self):
-        """'L3 vertebra', 'C4-C6 vertebrae': a generic noun next to the specific structure it heads."""
+        """'L3 vertebra', 'C4-C6 vertebrae', 'autochthon muscle': a generic noun next to the structure it heads."""
         for span in self.spans:
             if span.dropped:
+                continue
+            words = self.tokens[span.start:span.end]
+            if len(words) == 1 and words[0] in self.lang.generic_heads and any(
+                    o.end == span.start and not o.dropped for o in self.spans):
+                span.dropped = "head noun of the structure before it"
                 continue
             for other in self.spans:
                 if other is span or other.dropped or not (other.end == span.start or span.end == other.start):

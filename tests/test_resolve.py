@@ -218,3 +218,11 @@ def test_default_scope_is_what_prosector_segments_out_of_the_box():
     res = resolve("pituitary gland", modality="ct")
     assert res.scope == "main" and res.concepts == [] and res.status == "unknown"
     assert resolve("pituitary gland", modality="ct", scope="any").ids == ["pituitary_gland"]   # SAT has it on CT
+
+
+def test_misspellings_prefer_the_word_that_makes_a_name():
+    assert leaves("suprarenal glnad") == ["adrenal_gland_left", "adrenal_gland_right"]   # gland, not gonad
+    assert leaves("glutues maximus") == ["gluteus_maximus_left", "gluteus_maximus_right"]
+    assert leaves("lef kidney") == ["kidney_left"]
+    assert leaves("spinal cord and brian") == ["brain", "spinal_cord"]
+    assert leaves("spinalcord") == ["spinal_cord"]

@@ -86,7 +86,11 @@ def main(argv=None) -> int:
     side_items = [0, 0]
     unknown_items = [0, 0]
     failures = []
+    suggested = [0, 0]
     for item, res in zip(items, results):
+        if item.get("suggest"):
+            suggested[0] += set(item["suggest"]) <= set(res.suggestions)
+            suggested[1] += 1
         got = res.leaves()
         expect = sorted(item["expect"])
         right = got == expect
@@ -114,6 +118,7 @@ def main(argv=None) -> int:
     print(f"items whose expected set has a side: {pct(*side_items)}")
     print(f"unknown items with no concept:       {pct(*unknown_items)}")
     print(f"debatable items (apart):             {pct(*debatable)}")
+    print(f"expected container among suggestions: {pct(*suggested)}")
     lat = sorted(latencies)
     p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
     print(f"latency per query after warm-up: p50 {statistics.median(lat):.2f} ms, p95 {p95:.2f} ms, "

@@ -117,13 +117,17 @@ def tile_cost(variant: str, dev: torch.device, n_queries: int, precision: str) -
     torch.cuda.empty_cache()
 
 
-def whole_ct(dev: torch.device, n_queries: int, spacing) -> None:
+def whole_ct(dev: torch.device, n_queries: int, spacing, cudnn_benchmark: bool = True) -> None:
     torch.manual_seed(0)
     model = SatModel(CONFIGS["nano"]).eval()
     queries = torch.randn(n_queries, model.config.query_dim)
     t = time.perf_counter()
     scan = synthetic_ct((512, 512, 300), spacing)
     made = time.perf_counter() - t
+    import prosector.models.sat.inference as inference
+
+    inference.CUDNN_BENCHMARK = cudnn_benchmark
+    torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     ticks = []
@@ -132,6 +136,7 @@ def whole_ct(dev: torch.device, n_queries: int, spacing) -> None:
     total = time.perf_counter() - t
     assert all(m.shape == scan.data.shape for m in run.masks)
     report({"measure": "ct_512x512x300", "spacing_mm": list(spacing), "queries": n_queries, "tiles": run.tiles,
+            "cudnn_benchmark": cudnn_benchmark,
             "seconds_total": round(total, 1), "stages_s": {k: round(v, 1) for k, v in run.seconds.items()},
             "seconds_per_tile": round(run.seconds["infer"] / run.tiles, 3),
             "peak_gpu_gib": gib(torch.cuda.max_memory_allocated()), "peak_gpu_reserved_gib": gib(torch.cuda.max_memory_reserved()),
@@ -174,12 +179,17 @@ def main() -> None:
     parser.add_argument("--skip-pro", action="store_true")
     parser.add_argument("--only-ct", type=Path, metavar="NIFTI", help="only run this real CT (GPU, then --ct-cpu)")
     parser.add_argument("--ct-cpu", action="store_true", help="with --only-ct: also on the machine's CPU (float32, all threads)")
+    parser.add_argument("--only-memory", action="store_true", help="only the 512x512x300 CT, with and without cuDNN autotuning")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("sat_gpu.py: no CUDA GPU visible to torch")
     dev = torch.device("cuda")
     report({"measure": "environment", "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
             "bf16": torch.cuda.is_bf16_supported(), "cpus": os.cpu_count()})
+    if args.only_memory:
+        for bench in (False, True):
+            whole_ct(dev, args.queries, (0.8, 0.8, 1.5), cudnn_benchmark=bench)
+        return
     if args.only_ct is not None:
         real_ct(args.only_ct, dev, 4, args.ct_cpu)
         return

@@ -22,6 +22,8 @@ from .tiling import gaussian_weights, tiles
 FLOAT32_ACCUMULATOR_LIMIT = 2 << 30
 # On a GPU, accumulators up to this size stay on the device (no per-tile copies to the host).
 GPU_ACCUMULATOR_LIMIT = 2 << 30
+# cuDNN autotuning: faster convs for the fixed tile shape, at the price of trial workspaces.
+CUDNN_BENCHMARK = True
 # Logit elements decoded at once per tile: bounds the (chunk, H, W, D) probability block.
 LOGIT_ELEMENTS_PER_CHUNK = 96 * 2**20
 
@@ -74,7 +76,7 @@ def sliding_window(
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     else:
-        torch.backends.cudnn.benchmark = True  # every tile has the same shape: tune the convs once
+        torch.backends.cudnn.benchmark = CUDNN_BENCHMARK  # every tile has the same shape: tune once
     model = model.to(device).eval()
     n = int(queries.shape[0])
     voxels = int(np.prod(volume.shape))

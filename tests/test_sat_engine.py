@@ -98,6 +98,8 @@ def test_same_world_answer_when_the_file_stores_axes_differently(abdomen, first_
 def test_text_embeddings_come_from_the_cache_the_second_time(home, abdomen, first_run, monkeypatch):
     _, masks, _ = first_run
     assert list((home / "sat" / "cache").glob("sat-text-*.npz"))
+    assert list((home / "sat" / "cache").glob("sha256-*.json"))  # the hash is remembered in the cache ...
+    assert not list((FIX / "text_tower").glob("*.sha256*"))       # ... never written beside the weights
 
     def no_text_tower(*_):
         raise AssertionError("text tower ran although every term was cached")

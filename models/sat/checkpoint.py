@@ -245,27 +245,30 @@ def official_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a (large) file, remembered in a sidecar keyed by size and mtime."""
-    path = Path(path)
+def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
+    """sha256 of a (large) file, remembered in `memo_dir` (never beside the file) by path, size and mtime."""
+    path = Path(path).resolve()
     stat = path.stat()
-    sidecar = path.with_name(path.name + ".sha256.json")
     stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    try:
-        cached = json.loads(sidecar.read_text())
-        if {k: cached.get(k) for k in stamp} == stamp:
-            return cached["sha256"]
-    except (OSError, ValueError, KeyError):
-        pass
+    memo = Path(memo_dir) / f"sha256-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.json" if memo_dir else None
+    if memo is not None:
+        try:
+            cached = json.loads(memo.read_text())
+            if {k: cached.get(k) for k in stamp} == stamp:
+                return cached["sha256"]
+        except (OSError, ValueError, KeyError):
+            pass
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
             digest.update(block)
     value = digest.hexdigest()
-    try:  # a read-only weights folder still works, it just hashes again next time
-        tmp = sidecar.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({**stamp, "sha256": value}))
-        tmp.replace(sidecar)
-    except OSError:
-        pass
+    if memo is not None:
+        try:  # a read-only home still works, it just hashes again next time
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps({**stamp, "sha256": value, "path": str(path)}))
+            tmp.replace(memo)
+        except OSError:
+            pass
     return value

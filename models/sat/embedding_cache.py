@@ -16,10 +16,10 @@ import torch
 from .checkpoint import file_sha256
 
 
-def cache_key(text_encoder: str | Path, tokenizer_dir: str | Path) -> str:
+def cache_key(text_encoder: str | Path, tokenizer_dir: str | Path, memo_dir: str | Path | None = None) -> str:
     vocab = Path(tokenizer_dir) / "vocab.txt"
     vocab_hash = hashlib.sha256(vocab.read_bytes()).hexdigest() if vocab.is_file() else "none"
-    return f"{file_sha256(text_encoder)[:16]}-{vocab_hash[:8]}"
+    return f"{file_sha256(text_encoder, memo_dir)[:16]}-{vocab_hash[:8]}"
 
 
 class QueryCache:

@@ -98,7 +98,8 @@ class SatEngine(Engine):
     def queries(self, terms: list[str], modality: str):
         from .embedding_cache import QueryCache, cache_key, query_vectors
 
-        cache = QueryCache(self.files.cache_dir, cache_key(self.files.text_encoder, self.files.tokenizer_dir))
+        key = cache_key(self.files.text_encoder, self.files.tokenizer_dir, memo_dir=self.files.cache_dir)
+        cache = QueryCache(self.files.cache_dir, key)
         return query_vectors(terms, modality, cache, self._encode_terms)
 
     def segment(self, scan: Scan, structures: list[str], options: SegmentOptions | None = None) -> list[Mask]:

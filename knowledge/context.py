@@ -39,6 +39,14 @@ class ContextRules:
             if word is None:
                 continue
             lesion = self._lesion_concept(span, word)
+            if lesion and located and not self.tree.covered(lesion.concept_id, self.scope, self.modality):
+                # "the mass in the liver" with no engine for the mass: the organ would be a silent stand-in
+                self.unresolved.append(Unresolved(f"{word} in {self._span_text(span)}",
+                                                  "a lesion is not its organ, and no engine in scope segments it",
+                                                  lesion.concept_id))
+                span.dropped = "lesion"
+                self._pending_suggestions.append((span.entries[0].concept_id, span))
+                continue
             if additive:
                 if lesion:
                     self.spans.append(Span(span.end, span.end + 1, [lesion], match="rule", side_from=span))
@@ -55,8 +63,21 @@ class ContextRules:
                 self.unresolved.append(Unresolved(f"{self._span_text(span)} {word}",
                                                   "a lesion is not its organ, and no engine segments this lesion", None))
                 if organ:
-                    self._suggest(organ.concept_id)
+                    self._pending_suggestions.append((organ.concept_id, span))
         self.spans.sort(key=lambda s: s.start)
+
+    def _lesions_in_remarks(self):
+        """'the pancreas, rule out tumour': a lesion named in a remark is the reason, not a request."""
+        for span in self.spans:
+            if span.dropped or span.side_from is not None or not all(
+                    self.tree.get(e.concept_id).kind == "lesion" for e in span.entries):
+                continue  # a lesion tied to a named organ ("a cyst in the right kidney") is a request
+            k = span.start - 1
+            while k >= 0 and self.tokens[k] not in self.lang.separators:
+                if self.tokens[k] in self.lang.context_markers:
+                    span.dropped = "lesion named in a remark"
+                    break
+                k -= 1
 
     def _lesion_concept(self, span: Span, word: str) -> Entry | None:
         organ_ids = {e.concept_id for e in span.entries}

@@ -135,6 +135,7 @@ class _Pass(SpanFinding, ContextRules, SideRules, Decision):
         self._attach_ordinals()
         self._absorb_head_nouns()
         self._lesions()
+        self._lesions_in_remarks()
         self._part_nouns()
         self._level_modifiers()
         self._variants()

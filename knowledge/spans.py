@@ -125,8 +125,12 @@ class SpanFinding:
         cid = f"vertebrae_{level}"
         if cid in self.tree:
             self._add_span(i, i + 1, [Entry(cid, "synonym", level)], match="rule")
+            return
+        self.used.add(i)
+        if level[0] == "S" and 2 <= int(level[1:]) <= 5:   # fused sacral segments: inside the sacrum, no class
+            self.unresolved.append(Unresolved(level, "a sacral segment without a class of its own", "sacrum"))
+            self._suggest("sacrum")
         else:
-            self.used.add(i)
             self.unresolved.append(Unresolved(level, "no such vertebral level", None))
 
     def _add_range(self, i: int, levels: list[str]) -> int:

@@ -123,10 +123,11 @@ def singular(word: str, lang: Language) -> str:
     return word
 
 
-def _level(prefix: str, number: str) -> str | None:
+def _level(prefix: str, number: str, strict: bool = True) -> str | None:
     region = _LEVEL_PREFIX[prefix]
     n = int(number)
-    if 1 <= n <= _LEVEL_MAX[region]:
+    # a single level beyond the column ("T13", "C8") stays a level token, so it is refused as such
+    if 1 <= n <= (_LEVEL_MAX[region] if strict else _LEVEL_MAX[region] + 2):
         return f"{region}{n}"
     return None
 
@@ -145,7 +146,7 @@ def _expand_range(match: re.Match) -> str:
 
 
 def _single_level(match: re.Match) -> str:
-    level = _level(match.group(1), match.group(2))
+    level = _level(match.group(1), match.group(2), strict=False)
     return f" @lvl:{level} " if level else match.group(0)
 
 

@@ -226,3 +226,17 @@ def test_misspellings_prefer_the_word_that_makes_a_name():
     assert leaves("lef kidney") == ["kidney_left"]
     assert leaves("spinal cord and brian") == ["brain", "spinal_cord"]
     assert leaves("spinalcord") == ["spinal_cord"]
+
+
+def test_lesions_need_their_own_class_and_remarks_are_context():
+    res = resolve("the mass in the liver", modality="ct", scope="main")
+    assert res.concepts == [] and "liver" in res.suggestions
+    assert leaves("the pancreas, rule out tumour") == ["pancreas"]
+    assert resolve("nodule in the left lower lobe", modality="ct").suggestions == ["lung_lower_lobe_left"]
+
+
+def test_levels_outside_the_column_are_refused():
+    for text in ["T13", "C8"]:
+        res = resolve(text, modality="ct")
+        assert res.concepts == [] and res.unresolved[0].reason == "no such vertebral level"
+    assert resolve("S3", modality="ct").suggestions == ["sacrum"]        # fused sacral segment, inside the sacrum

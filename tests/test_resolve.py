@@ -240,3 +240,25 @@ def test_levels_outside_the_column_are_refused():
         res = resolve(text, modality="ct")
         assert res.concepts == [] and res.unresolved[0].reason == "no such vertebral level"
     assert resolve("S3", modality="ct").suggestions == ["sacrum"]        # fused sacral segment, inside the sacrum
+
+
+def test_every_total_class_by_id_name_and_synonym():
+    tree = load_tree()
+    for cls in tree.task_classes("total"):
+        expected = tree.leaves(cls)                      # sacrum: sacrum + vertebrae_S1
+        for text in (cls, cls.replace("_", " "), tree.get(cls).name, *tree.get(cls).synonyms):
+            assert leaves(text) == expected, text
+
+
+def test_every_paired_total_structure_takes_either_side_in_any_word_order():
+    tree = load_tree()
+    for concept in tree:
+        if concept.laterality != "bilateral":
+            continue
+        by_side = {tree.get(p).laterality: p for p in concept.parts}
+        if not all(tree.leaves(by_side[s]) for s in ("left", "right")):
+            continue
+        for text in (concept.name, *concept.synonyms):
+            for side in ("left", "right"):
+                for query in (f"{side} {text}", f"{text}, {side}", f"{text} on the {side}"):
+                    assert leaves(query) == tree.leaves(by_side[side]), query

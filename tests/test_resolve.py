@@ -242,12 +242,13 @@ def test_levels_outside_the_column_are_refused():
     assert resolve("S3", modality="ct").suggestions == ["sacrum"]        # fused sacral segment, inside the sacrum
 
 
-def test_every_total_class_by_id_name_and_synonym():
+@pytest.mark.parametrize("task,modality", [("total", "ct"), ("total_mr", "mr")])
+def test_every_main_task_class_by_id_name_and_synonym(task, modality):
     tree = load_tree()
-    for cls in tree.task_classes("total"):
-        expected = tree.leaves(cls)                      # sacrum: sacrum + vertebrae_S1
+    for cls in tree.task_classes(task):
+        expected = tree.leaves(cls, modality=modality)   # CT sacrum: sacrum + vertebrae_S1
         for text in (cls, cls.replace("_", " "), tree.get(cls).name, *tree.get(cls).synonyms):
-            assert leaves(text) == expected, text
+            assert leaves(text, modality=modality) == expected, text
 
 
 def test_every_paired_total_structure_takes_either_side_in_any_word_order():

@@ -133,6 +133,7 @@ class _Pass(SpanFinding, ContextRules, SideRules, Decision):
         self._elliptical_coordination()
         self._inverted_names()
         self._attach_ordinals()
+        self._discs_between_levels()
         self._absorb_head_nouns()
         self._lesions()
         self._lesions_in_remarks()

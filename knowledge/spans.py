@@ -230,6 +230,35 @@ class SpanFinding:
                     span.side_rule = "patient's side named after the structure"
                     self.used.update(sides)
 
+    def _discs_between_levels(self):
+        """'the disc between C5 and C6': one disc, not two vertebrae."""
+        for span in self.spans:
+            if span.dropped or {e.concept_id for e in span.entries} != {"intervertebral_discs"}:
+                continue
+            k = span.end
+            if k >= len(self.tokens) or self.tokens[k] != "between":
+                continue
+            after, seen = [], set()
+            for s in sorted(self.spans, key=lambda s: s.start):   # "lumbar vertebrae 1 (l1)" names L1 twice
+                cid = s.entries[0].concept_id if s.entries else None
+                if s.start >= span.end and not s.dropped and cid not in seen:
+                    seen.add(cid)
+                    after.append(s)
+            if len(after) < 2:
+                continue
+            a, b = after[0], after[1]
+            levels = [e.concept_id.removeprefix("vertebrae_") for s in (a, b) for e in s.entries[:1]]
+            levels = ["S1" if s.entries[0].concept_id == "sacrum" else lv for s, lv in zip((a, b), levels)]
+            disc = f"intervertebral_disc_{levels[0]}_{levels[1]}"
+            if disc in self.tree:
+                span.entries, span.match = [Entry(disc, "synonym", f"{levels[0]}-{levels[1]} disc")], "rule"
+                named = {a.entries[0].concept_id, b.entries[0].concept_id}
+                for s in self.spans:   # the two levels, however often each was named
+                    if s is not span and s.start >= span.end and (s.end <= b.end or (
+                            s.start <= b.end + 2 and s.entries and s.entries[0].concept_id in named)):
+                        s.dropped = "level naming a disc"
+                span.end = b.end
+
     def _absorb_head_nouns(self):
         """'L3 vertebra', 'C4-C6 vertebrae', 'autochthon muscle': a generic noun next to the structure it heads."""
         for span in self.spans:

@@ -283,9 +283,11 @@ class Tree:
         if concept.parts:
             out: list[str] = []
             for part in concept.parts:
-                got = self.with_side(part, side)
-                if got:
-                    out.extend(got)
+                if self._by_id[part].laterality in SIDES and self._by_id[part].laterality != side:
+                    continue  # the other side's part is not this side's (its counterpart is listed already)
+                for got in self.with_side(part, side) or []:
+                    if got not in out:
+                        out.append(got)
             return out or None
         return None
 

@@ -263,3 +263,20 @@ def test_every_paired_total_structure_takes_either_side_in_any_word_order():
             for side in ("left", "right"):
                 for query in (f"{side} {text}", f"{text}, {side}", f"{text} on the {side}"):
                     assert leaves(query) == tree.leaves(by_side[side]), query
+
+
+def test_every_sat_term_resolves_to_its_own_concept_when_sat_counts():
+    from conftest import SHARED
+
+    tree = load_tree()
+    owner = {e["term"]: c.id for c in tree for e in c.engines.get("sat", [])}
+    for term in json.loads((SHARED / "vocab" / "sat_terms.json").read_text())["terms"]:
+        modality = {"mri": "mr", "pet": None}.get(term["modality"], term["modality"])
+        res = resolve(term["term"], modality=modality, scope="any")
+        assert res.ids == [owner[term["term"]]], term
+
+
+def test_a_disc_named_by_its_levels():
+    res = resolve("the disc between L4 and L5", modality="mr", scope="any")
+    assert res.ids == ["intervertebral_disc_L4_L5"]
+    assert resolve("left thyroid", modality="ct", scope="any").ids == ["thyroid_lobe_left"]

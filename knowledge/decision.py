@@ -113,7 +113,9 @@ class Decision:
                         nxt.append(up)
             frontier = nxt
         for c in chain:
-            options = self._sided(c, side) or [c]
+            # a side narrows a pair (kidneys -> left kidney), never an unpaired container (thyroid gland)
+            paired = self.tree.get(c).laterality in ("bilateral", "left", "right")
+            options = (self._sided(c, side) if paired else None) or [c]
             if all(self.tree.covered(o, self.scope, self.modality) for o in options):
                 for o in options:
                     if o not in self.suggestions:

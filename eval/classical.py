@@ -60,16 +60,16 @@ def main() -> int:
 
     # Tissue types on example_ct_sm (by voxel index: same array grid as its references).
     small = load_ct(TOTALSEG / "example_ct_sm.nii.gz")
-    got = {m.name: m.data for m in engine.segment(small, ["adipose_tissue", "subcutaneous_fat", "torso_fat", "skeletal_muscle"])}
+    got = {m.name: m.data for m in engine.segment(small, ["fat", "subcutaneous_fat", "torso_fat", "skeletal_muscle"])}
     sub, torso, muscle = (tissue_reference(n) for n in ("subcutaneous_fat", "torso_fat", "skeletal_muscle"))
-    rows.append(("example_ct_sm", "adipose_tissue", dice(got["adipose_tissue"], sub | torso), "subcutaneous_fat + torso_fat (target >= 0.85)"))
+    rows.append(("example_ct_sm", "fat", dice(got["fat"], sub | torso), "subcutaneous_fat + torso_fat (target >= 0.85)"))
     rows.append(("example_ct_sm", "subcutaneous_fat", dice(got["subcutaneous_fat"], sub), "subcutaneous_fat"))
     rows.append(("example_ct_sm", "torso_fat", dice(got["torso_fat"], torso), "torso_fat"))
     rows.append(("example_ct_sm", "skeletal_muscle", dice(got["skeletal_muscle"], muscle), "skeletal_muscle"))
 
     # Lungs, bone and body on example_ct.
     full = load_ct(TOTALSEG / "example_ct.nii.gz")
-    every = ["body", "lung_left", "lung_right", "trachea", "bone", "adipose_tissue", "subcutaneous_fat", "torso_fat", "skeletal_muscle"]
+    every = ["body", "lung_left", "lung_right", "trachea", "bone", "fat", "subcutaneous_fat", "torso_fat", "skeletal_muscle"]
     got = {m.name: m.data for m in engine.segment(full, every)}
     left_ref = reference_total(class_names(lambda n: n.startswith("lung_") and n.endswith("_left")))
     right_ref = reference_total(class_names(lambda n: n.startswith("lung_") and n.endswith("_right")))

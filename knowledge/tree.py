@@ -241,7 +241,7 @@ class Tree:
         return frozenset(out)
 
     def engine_names(self, concept_id: str, modality: str | None = None) -> dict:
-        """Per engine, what it calls this concept in this modality (TotalSegmentator tasks, SAT terms)."""
+        """Per engine, what it calls this concept in this modality (TotalSegmentator tasks, SAT terms, classical ids)."""
         concept = self.get(concept_id)
         ts = [e for e in concept.engines.get("totalseg", [])
               if modality is None or self.task_modality(e["task"]) == modality]
@@ -251,6 +251,9 @@ class Tree:
         sat = concept.sat_terms(modality)
         if sat:
             out["sat"] = sat
+        # The weight-free classical engine works on CT Hounsfield units only.
+        if concept.engines.get("classical") and modality in (None, "ct"):
+            out["classical"] = list(concept.engines["classical"])
         return out
 
     def covered(self, concept_id: str, scope: str = "any", modality: str | None = None) -> bool:
@@ -265,7 +268,7 @@ class Tree:
         if concept is None or concept_id in seen:
             return False
         names = self.engine_names(concept_id, modality)
-        if "totalseg" in names or (scope == "any" and "sat" in names):
+        if "totalseg" in names or (scope == "any" and ("sat" in names or "classical" in names)):
             return True
         return bool(concept.parts) and all(
             self._covered_any(p, scope, modality, seen | {concept_id}) for p in concept.parts)

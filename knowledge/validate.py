@@ -58,6 +58,9 @@ def validate_tree(tree: Tree, sat_terms: list[dict] | None = None) -> list[str]:
         for entry in c.engines.get("sat", []):
             if not isinstance(entry, dict) or not entry.get("term") or not entry.get("modalities"):
                 bad(c, "a SAT entry needs a term and its modalities")
+        classical = c.engines.get("classical", [])
+        if not isinstance(classical, list) or not all(isinstance(n, str) for n in classical):
+            bad(c, "a classical entry is a list of the classical engine's structure ids")
         if c.reference is not None and not c.reference.get("source"):
             bad(c, "reference values need a source")
         if c.snomed is not None and not str(c.snomed.get("code", "")).isdigit():

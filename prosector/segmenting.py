@@ -29,7 +29,9 @@ def resolve_request(text: str, modality: str):
     from prosector.knowledge import load_tree, resolve
 
     tree = load_tree()
-    resolution = resolve(text, modality=modality if modality in ("ct", "mr") else None)
+    # scope "any": a concept counts when any engine (TotalSegmentator task, SAT, classical) names it;
+    # the router then says which of those is ready here.
+    resolution = resolve(text, modality=modality if modality in ("ct", "mr") else None, scope="any")
     if resolution.status == "ambiguous":
         options = ", ".join(tree.get(c).name for c in resolution.candidates)
         raise InputError(f"{resolution.question or 'which structure do you mean?'}"

@@ -54,12 +54,12 @@ def masks(engine, ct) -> dict:
 def tissue_masks(engine) -> dict:
     # example_ct_sm's affine is a copy of the full scan's: its references match it by voxel index.
     small = load_scan(TOTALSEG / "example_ct_sm.nii.gz")
-    return {m.name: m.data for m in engine.segment(small, ["adipose_tissue", "subcutaneous_fat", "torso_fat", "skeletal_muscle"])}
+    return {m.name: m.data for m in engine.segment(small, ["fat", "subcutaneous_fat", "torso_fat", "skeletal_muscle"])}
 
 
 def test_engine_declares_ct_vocabulary_only_and_is_ready(engine):
     assert engine.name == "classical" and engine.cost == "low"
-    assert {"body", "lung_left", "lung_right", "trachea", "bone", "adipose_tissue",
+    assert {"body", "lung_left", "lung_right", "trachea", "bone", "fat",
             "subcutaneous_fat", "torso_fat", "skeletal_muscle"} == engine.vocabulary("ct")
     assert engine.vocabulary("mr") == set() and engine.vocabulary("pet") == set()
     assert engine.readiness().ready
@@ -103,13 +103,13 @@ def test_trachea_is_empty_where_the_scan_holds_only_lung_bases(masks):
 
 def test_adipose_tissue_agrees_with_totalsegmentator_tissue_types(tissue_masks):
     sub, torso = tissue("subcutaneous_fat"), tissue("torso_fat")
-    assert dice(tissue_masks["adipose_tissue"], sub | torso) >= 0.88   # measured 0.904
+    assert dice(tissue_masks["fat"], sub | torso) >= 0.88   # measured 0.904
     assert dice(tissue_masks["subcutaneous_fat"], sub) >= 0.88          # measured 0.905
     assert dice(tissue_masks["torso_fat"], torso) >= 0.81               # measured 0.835
     assert dice(tissue_masks["skeletal_muscle"], tissue("skeletal_muscle")) >= 0.76  # measured 0.780
     # Subcutaneous and torso fat partition the adipose tissue.
     assert not np.logical_and(tissue_masks["subcutaneous_fat"], tissue_masks["torso_fat"]).any()
-    assert np.array_equal(tissue_masks["subcutaneous_fat"] | tissue_masks["torso_fat"], tissue_masks["adipose_tissue"])
+    assert np.array_equal(tissue_masks["subcutaneous_fat"] | tissue_masks["torso_fat"], tissue_masks["fat"])
 
 
 def test_bone_agrees_with_totalsegmentator_bones(masks):
@@ -133,7 +133,7 @@ def test_thin_slice_dicom_series_in_lps(engine):
     folder = DATA / "dcmqi_ct3slice"
     scan = load_scan(folder / "ct-3slice")
     assert scan.orientation == "LPS"
-    got = {m.name: m.data for m in engine.segment(scan, ["lung_left", "lung_right", "bone", "adipose_tissue", "skeletal_muscle"])}
+    got = {m.name: m.data for m in engine.segment(scan, ["lung_left", "lung_right", "bone", "fat", "skeletal_muscle"])}
     assert all(mask.shape == scan.data.shape for mask in got.values())
     left_x = scan.grid.world(np.argwhere(got["lung_left"]))[:, 0]
     right_x = scan.grid.world(np.argwhere(got["lung_right"]))[:, 0]
@@ -144,7 +144,7 @@ def test_thin_slice_dicom_series_in_lps(engine):
     # Away from its (semi-automatic) edge the liver is neither fat nor muscle nor lung, despite the noise.
     core = np.stack([ndimage.distance_transform_edt(liver[:, :, k], sampling=scan.spacing[:2]) > 5
                      for k in range(liver.shape[2])], axis=-1)
-    assert np.logical_and(core, got["adipose_tissue"]).sum() <= 0.03 * core.sum()  # measured 0.015
+    assert np.logical_and(core, got["fat"]).sum() <= 0.03 * core.sum()  # measured 0.015
     assert np.logical_and(core, got["skeletal_muscle"]).sum() <= 0.01 * core.sum()
     assert not np.logical_and(core, got["lung_left"] | got["lung_right"]).any()
 

@@ -97,3 +97,15 @@ def test_engine_crash_is_one_honest_line(scan):
     router = Router({"classical": CountingEngine(fail=True)})
     with pytest.raises(RuntimeFailure, match="engine classical failed on body: ValueError: out of memory in step 3"):
         router.run(scan, router.plan(scan, ["body"]))
+
+
+def test_tree_names_exactly_the_classical_engines_structures():
+    """The anatomy tree says which concepts the classical engine segments; both must agree."""
+    from prosector.knowledge import load_tree
+
+    tree = load_tree()
+    named = {n for c in tree for n in c.engines.get("classical", [])}
+    assert named == ClassicalEngine().vocabulary("ct")
+    for concept in tree:
+        for name in concept.engines.get("classical", []):
+            assert name == concept.id  # the router asks engines for concept ids

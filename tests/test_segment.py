@@ -96,3 +96,23 @@ def test_second_request_comes_from_the_cache(tmp_path, monkeypatch):
     second = segment_scan(scan, "right lung", router=build_router())
     assert all(log.cached for log in second.logs)
     assert np.array_equal(second.masks[0].data, first.masks[1].data)
+
+
+def test_box_prompt_segments_with_medsam_and_refuses_boxes_outside(tmp_path):
+    """A 2D CT slice with a box around the liver: LiteMedSAM draws it, the CLI writes it."""
+    from PIL import Image
+
+    demo = TOTALSEG.parent / "sam_med2d_demo"
+    truth = np.asarray(Image.open(demo / "masks" / "amos_0006_90_liver_000.png")) > 0  # [row, column]
+    rows, cols = np.nonzero(truth)
+    box = f"{cols.min()},{rows.min()},{cols.max()},{rows.max()}"
+    out = tmp_path / "box"
+    run = cli("segment", demo / "images" / "amos_0006_90.png", "liver", "--box", box, "-o", out)
+    assert run.code == 0, run.err
+    assert "engine medsam" in run.out
+    mask = np.asanyarray(nib.load(out / "liver.nii.gz").dataobj)[:, :, 0].T > 0  # stored as [x, y]
+    assert mask.shape == truth.shape
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.8
+    outside = cli("segment", CT, "liver", "--box", "10,10,500,20@5", "-o", tmp_path / "o2")
+    assert_clean_failure(outside, "outside")
+    assert not (tmp_path / "o2").exists()

@@ -27,7 +27,7 @@ def resolve_structures(session, text: str) -> tuple[list[str], list[str]]:
     scan = session.require_scan()
     tree = load_tree()
     lang = foreign_language(text)
-    resolution = resolve(text, modality=scan.modality if scan.modality in ("ct", "mr") else None)
+    resolution = resolve(text, modality=scan.modality if scan.modality in ("ct", "mr") else None, scope="any")
     if resolution.status == "ambiguous":
         options = ", ".join(tree.get(c).name for c in resolution.candidates)
         raise InputError(f"{resolution.question or 'Which structure do you mean?'}"

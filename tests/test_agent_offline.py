@@ -172,7 +172,7 @@ def test_report_through_the_planner(agent, truth):
 
 
 @pytest.mark.parametrize("question, expect", [
-    ("How big is the tumour?", "no engine"),
+    ("How big is the tumour?", "I cannot answer that"),
     ("Wie groß ist die Milz?", "English"),
     ("", "Please ask"),
 ])

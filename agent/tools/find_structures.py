@@ -24,7 +24,7 @@ def _run(session, query: str, modality: str | None = None) -> FindResult:
     if modality is None and session.scan is not None:
         modality = session.scan.modality if session.scan.modality in ("ct", "mr") else None
     tree = load_tree()
-    data = resolve(query, modality=modality).to_dict(tree)
+    data = resolve(query, modality=modality, scope="any").to_dict(tree)
     concepts = [{k: c[k] for k in ("id", "name", "match", "score", "leaves")} for c in data["concepts"]]
     if concepts:
         text = "Found: " + ", ".join(f"{c['name']} [{c['id']}]" for c in concepts) + "."

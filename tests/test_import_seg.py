@@ -200,6 +200,13 @@ def test_dicom_info_and_seg_round_trip_through_the_cli(tmp_path):
     dice = 2 * (ours & reference).sum() / (ours.sum() + reference.sum())
     assert dice >= 0.99
 
+    # the DICOM SEG we wrote names the liver by its SNOMED CT code, from the anatomy tree
+    import pydicom
+
+    written = pydicom.dcmread(out / "segmentation.dcm")
+    code = written.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0]
+    assert (code.CodeValue, code.CodingSchemeDesignator) == ("10200004", "SCT")
+
     # the DICOM SEG we wrote reads back to the same voxels
     again = tmp_path / "again"
     run = cli("import-seg", DCMQI / "ct-3slice", out / "segmentation.dcm", "-o", again)

@@ -131,7 +131,8 @@ class MedSAMEngine(Engine):
             return volume.layout.from_picture(picture_mask) & inside(slice_box, (nx, ny)), score
 
         seed, _ = segment_slice(z, box)
-        walk = propagate(segment_slice, seed, z, depth, self.rules)
+        walk = propagate(segment_slice, seed, z, depth, self.rules, values=volume.data,
+                         spacing=volume.view.target.spacing)
         ras = np.zeros(volume.shape, dtype=bool)
         for k, mask2d in walk.slices.items():
             ras[:, :, k] = mask2d

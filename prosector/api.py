@@ -274,7 +274,7 @@ def _segment_box(scan: Scan, text: str, box: str, units: str, options, announce)
     from prosector.models.router import Plan, RunLog
     from prosector.segmenting import Segmentation, resolve_request
 
-    resolution = resolve_request(text, scan.modality) if not scan.is_2d else _resolve_any(text)
+    resolution = resolve_request(text, scan.modality)  # a 2D picture's "unknown" modality resolves over all
     ids = list(dict.fromkeys(resolution.ids))
     if len(ids) != 1:
         raise InputError(f"a box prompt segments one structure; {text!r} names {len(ids)}")
@@ -291,8 +291,3 @@ def _segment_box(scan: Scan, text: str, box: str, units: str, options, announce)
     log = RunLog("medsam", ids, seconds, False, engine.device(options.device))
     return Segmentation(scan, resolution, Plan(scan.modality, []), [mask], [log], [], {"segment": seconds})
 
-
-def _resolve_any(text: str):
-    from prosector.segmenting import resolve_request
-
-    return resolve_request(text, "ct")

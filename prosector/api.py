@@ -1,6 +1,7 @@
 """The Python API the CLI, the chat and the MCP server all call (TotalSegmentator's pattern)."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from prosector.errors import InputError
+from prosector.errors import InputError, RuntimeFailure
 from prosector.exports.report import RunReport, scan_summary
 from prosector.exports.staging import check_writable, staged_output
 from prosector.io import load_scan
@@ -238,13 +239,20 @@ def segment(
     if "dicom-seg" in chosen_formats and scan.provenance.format != "dicom":
         raise InputError("DICOM SEG output needs a DICOM input series", path=image)
     options = SegmentOptions(device=device, fast=fast, progress=progress)
-    if box is not None:
-        result = _segment_box(scan, text, box, box_units, options, announce)
-    else:
-        result = segment_scan(scan, text, router=build_router(seg=seg, class_map=class_map),
-                              engine=engine, options=options, announce=announce)
-    report.seconds.update(result.seconds)
     report.inputs = {"scan": scan_summary(scan), "text": text, "segmentation": str(seg) if seg else None}
+    try:
+        if box is not None:
+            result = _segment_box(scan, text, box, box_units, options, announce)
+        else:
+            result = segment_scan(scan, text, router=build_router(seg=seg, class_map=class_map),
+                                  engine=engine, options=options, announce=announce)
+    except RuntimeFailure as err:
+        # An engine that failed mid-run: no masks are written, but the asked-for report says what happened.
+        if report_path is not None:
+            report.status, report.warnings = "failed", [*report.warnings, err.user_message()]
+            _write_atomically(Path(report_path), json.dumps(report.to_dict(), indent=2))
+        raise
+    report.seconds.update(result.seconds)
     report.engine = {
         "plan": result.plan.to_dict() if result.plan else None,
         "runs": [vars(log) for log in result.logs],

@@ -116,3 +116,22 @@ def test_box_prompt_segments_with_medsam_and_refuses_boxes_outside(tmp_path):
     outside = cli("segment", CT, "liver", "--box", "10,10,500,20@5", "-o", tmp_path / "o2")
     assert_clean_failure(outside, "outside")
     assert not (tmp_path / "o2").exists()
+
+
+def test_engine_failing_mid_run_leaves_a_failed_report_and_no_masks(tmp_path, monkeypatch):
+    """The engine crashes after the plan is made: exit 1, the report says why, no output folder."""
+    from prosector.models.classical import ClassicalEngine
+
+    def crash(self, scan, structures, options=None):
+        raise MemoryError("cannot allocate 3 GB")
+
+    monkeypatch.setattr(ClassicalEngine, "segment", crash)
+    monkeypatch.setenv("PROSECTOR_HOME", str(tmp_path / "home"))  # nothing cached from earlier tests
+    out, report = tmp_path / "out", tmp_path / "run.json"
+    from prosector.cli import main
+
+    assert main(["segment", str(CT), "lungs", "-o", str(out), "--report", str(report)]) == 1
+    assert not out.exists()
+    failed = json.loads(report.read_text())
+    assert failed["status"] == "failed"
+    assert any("engine classical failed" in w and "MemoryError" in w for w in failed["warnings"])

@@ -72,14 +72,21 @@ def _border_warning(mask_id: str, m: Measurements) -> str:
     return f"{display_name(mask_id)} touches the scan border ({sides(m)}): its size is a lower bound"
 
 
-# -- volume and normality ----------------------------------------------------------------------
-def volume(mask_id: str, m: Measurements, judge: bool = True) -> Answer:
-    """Volume in mL; with the adult range when the tree has one; 'at least' when cut off."""
+def opening(mask_id: str, m: Measurements, empty_key: str | None = "not_in_view") -> tuple[Answer, str]:
+    """An answer resting on one mask, and the structure's name; an empty mask is said with `empty_key`."""
     a = Answer()
     a.rest_on(mask_id, m)
     name = display_name(mask_id)
+    if m.empty and empty_key:
+        a.say(fill("answer_templates", empty_key, name=name), [mask_id])
+    return a, name
+
+
+# -- volume and normality ----------------------------------------------------------------------
+def volume(mask_id: str, m: Measurements, judge: bool = True) -> Answer:
+    """Volume in mL; with the adult range when the tree has one; 'at least' when cut off."""
+    a, name = opening(mask_id, m)
     if m.empty:
-        a.say(fill("answer_templates", "not_in_view", name=name), [mask_id])
         return a
     v = fmt(m.volume_ml, VOLUME_DECIMALS)
     numbers = [number(v, "mL", mask_id, "volume")]
@@ -95,9 +102,7 @@ def volume(mask_id: str, m: Measurements, judge: bool = True) -> Answer:
 
 def normality(mask_id: str, m: Measurements) -> Answer:
     """Enlarged / small / within range against the tree's adult volume range."""
-    a = Answer()
-    a.rest_on(mask_id, m)
-    name = display_name(mask_id)
+    a, name = opening(mask_id, m, empty_key=None)
     if m.empty:
         return a
     found = volume_range(mask_id)
@@ -133,11 +138,8 @@ def normality(mask_id: str, m: Measurements) -> Answer:
 
 # -- intensity ---------------------------------------------------------------------------------
 def density(mask_id: str, m: Measurements) -> Answer:
-    a = Answer()
-    a.rest_on(mask_id, m)
-    name = display_name(mask_id)
+    a, name = opening(mask_id, m)
     if m.empty:
-        a.say(fill("answer_templates", "not_in_view", name=name), [mask_id])
         return a
     mean, median, std = (fmt(v, HU_DECIMALS) for v in (m.intensity_mean, m.intensity_median, m.intensity_std))
     unit = m.intensity_unit
@@ -211,12 +213,10 @@ def compare(a_id: str, ma: Measurements, b_id: str, mb: Measurements) -> Answer:
 
 
 def presence(mask_id: str, m: Measurements) -> Answer:
-    a = Answer()
-    a.rest_on(mask_id, m)
-    name = display_name(mask_id)
+    a, name = opening(mask_id, m, "absent")
     if m.empty:
-        a.say(fill("answer_templates", "absent", name=name), [mask_id])
-    elif m.touches_border:
+        return a
+    if m.touches_border:
         a.say(fill("answer_templates", "present_partly", name=name, sides=sides(m)), [mask_id])
     else:
         v = fmt(m.volume_ml, VOLUME_DECIMALS)
@@ -258,11 +258,8 @@ def short_name(structure: str) -> str:
 
 
 def extent(mask_id: str, m: Measurements) -> Answer:
-    a = Answer()
-    a.rest_on(mask_id, m)
-    name = display_name(mask_id)
+    a, name = opening(mask_id, m)
     if m.empty:
-        a.say(fill("answer_templates", "not_in_view", name=name), [mask_id])
         return a
     z, x, y = (fmt(m.extent_mm[k], LENGTH_DECIMALS) for k in ("z", "x", "y"))
     if m.touches_border:
@@ -277,11 +274,8 @@ def extent(mask_id: str, m: Measurements) -> Answer:
 
 
 def segmented(mask_id: str, m: Measurements, engine: str) -> Answer:
-    a = Answer()
-    a.rest_on(mask_id, m)
-    name = display_name(mask_id)
+    a, name = opening(mask_id, m, "segmented_empty")
     if m.empty:
-        a.say(fill("answer_templates", "segmented_empty", name=name), [mask_id])
         return a
     v = fmt(m.volume_ml, VOLUME_DECIMALS)
     a.say(fill("answer_templates", "segmented", name=name, volume=v, engine=engine), [mask_id],

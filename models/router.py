@@ -85,36 +85,12 @@ class Router:
         self.cache = cache
 
     def plan(self, scan: Scan, structures: list[str], force: str | None = None) -> Plan:
-        if force is not None and force not in self.engines:
-            raise InputError(f"engine {force!r} is not available here; choose from {', '.join(self.engines)}")
-        order = [force] if force else self.preference
-        readiness = _LazyReadiness(self.engines)
-        choices = []
-        for structure in structures:
-            considered: dict[str, str] = {}
-            chosen = None
-            for name in order:
-                engine = self.engines[name]
-                if not covers(engine, structure, scan.modality):
-                    considered[name] = f"does not segment {structure} on {scan.modality.upper()}"
-                elif not readiness[name].ready:
-                    fix = f" ({readiness[name].fix})" if readiness[name].fix else ""
-                    considered[name] = f"could segment it but is not ready: {readiness[name].reason}{fix}"
-                else:
-                    considered[name] = "chosen" if chosen is None else "also able"
-                    chosen = chosen or name
-            if chosen is None:
-                reason = "no ready engine segments it on this modality"
-            elif force:
-                reason = f"--engine {force}"
-            else:
-                reason = f"first ready engine in the preference order ({' > '.join(order)})"
-            choices.append(Choice(structure, chosen, reason, considered))
-        return Plan(scan.modality, choices)
+        """One engine per structure id, each taken whole."""
+        return self.plan_concepts(scan, structures, lambda _: (), force)
 
     def plan_concepts(self, scan: Scan, concepts: list[str], parts: Callable[[str], tuple[str, ...]],
                       force: str | None = None) -> Plan:
-        """Like `plan`, for concepts that an engine may name whole or only through their parts.
+        """One engine per concept, which it may name whole or only through its parts.
 
         For each concept the first ready engine (preference order) that names it, or names every
         one of its parts (recursively), does all of it: a group never mixes engines.
